@@ -1,0 +1,167 @@
+//! The one connect path: DNS, TCP, optional proxy tunnel and TLS, shared by
+//! `net.request`, `net.socket` and `net.tcp.connect`.
+
+use std::{fmt, io, net::SocketAddr, time::Duration};
+
+use async_net::TcpStream;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_rustls::TlsConnector;
+use rustls_pki_types::ServerName;
+
+use super::tls::{Alpn, client_config};
+use crate::shared::stream::Stream;
+
+/// Why a connection could not be made.
+#[derive(Debug)]
+pub(crate) enum ConnectError {
+    Resolve { host: String, source: io::Error },
+    Connect { addr: String, source: io::Error },
+    Tls { host: String, source: io::Error },
+    Proxy(String),
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Resolve { host, source } => {
+                write!(
+                    f,
+                    "Failed to resolve host '{host}' - DNS lookup failed ({source})"
+                )
+            }
+            Self::Connect { addr, source } => match source.kind() {
+                io::ErrorKind::ConnectionRefused => write!(f, "Connection refused ({addr})"),
+                _ => write!(f, "Failed to connect to {addr} ({source})"),
+            },
+            Self::Tls { host, source } => {
+                let text = source.to_string();
+                if text.contains("certificate") || text.contains("Certificate") {
+                    write!(f, "TLS certificate problem with '{host}': {text}")
+                } else {
+                    write!(f, "TLS handshake with '{host}' failed: {text}")
+                }
+            }
+            Self::Proxy(message) => write!(f, "{message}"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+/// Opens a TCP connection to `host:port`, trying each resolved address.
+pub(crate) async fn tcp(host: &str, port: u16) -> Result<TcpStream, ConnectError> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<SocketAddr> = match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => {
+            async_net::resolve((bare, port))
+                .await
+                .map_err(|source| ConnectError::Resolve {
+                    host: bare.to_string(),
+                    source,
+                })?
+        }
+    };
+    let mut last = None;
+    for addr in &addrs {
+        match TcpStream::connect(addr).await {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Err(e) => last = Some((addr, e)),
+        }
+    }
+    let (addr, source) = match last {
+        Some((addr, e)) => (addr.to_string(), e),
+        None => (
+            format!("{bare}:{port}"),
+            io::Error::new(io::ErrorKind::NotFound, "no addresses found"),
+        ),
+    };
+    Err(ConnectError::Connect { addr, source })
+}
+
+/// Wraps `tcp` in client TLS for `host`, verifying against the trust roots.
+pub(crate) async fn tls(tcp: TcpStream, host: &str, alpn: Alpn) -> Result<Stream, ConnectError> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let name = ServerName::try_from(bare.to_string()).map_err(|e| ConnectError::Tls {
+        host: bare.to_string(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, e),
+    })?;
+    let connector = TlsConnector::from(client_config(alpn));
+    let stream = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|source| ConnectError::Tls {
+            host: bare.to_string(),
+            source,
+        })?;
+    Ok(Stream::ClientTls(Box::new(stream)))
+}
+
+/// Connects to `host:port`, with TLS when `alpn` is given.
+pub(crate) async fn connect(
+    host: &str,
+    port: u16,
+    alpn: Option<Alpn>,
+) -> Result<Stream, ConnectError> {
+    let tcp = tcp(host, port).await?;
+    match alpn {
+        Some(alpn) => tls(tcp, host, alpn).await,
+        None => Ok(Stream::Plain(tcp)),
+    }
+}
+
+/// Opens a `CONNECT` tunnel to `host:port` through the proxy at `proxy`.
+pub(crate) async fn tunnel(
+    proxy: &(String, u16),
+    host: &str,
+    port: u16,
+) -> Result<TcpStream, ConnectError> {
+    let mut tcp = self::tcp(&proxy.0, proxy.1).await?;
+    let request = format!(
+        "CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: {}\r\n\r\n",
+        crate::client::user_agent()
+    );
+    let proxy_name = format!("{}:{}", proxy.0, proxy.1);
+    let fail = |e: io::Error| ConnectError::Proxy(format!("Proxy {proxy_name} failed: {e}"));
+    tcp.write_all(request.as_bytes()).await.map_err(fail)?;
+    // Read the proxy's reply up to the blank line, byte by byte so that no
+    // bytes of the tunnelled stream are consumed.
+    let mut head = Vec::with_capacity(256);
+    let mut byte = [0u8; 1];
+    let read_head = async {
+        while !head.ends_with(b"\r\n\r\n") {
+            if head.len() > 16 * 1024 {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "reply too long"));
+            }
+            if tcp.read(&mut byte).await? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed during CONNECT",
+                ));
+            }
+            head.push(byte[0]);
+        }
+        Ok(())
+    };
+    futures_lite::future::or(read_head, async {
+        async_io::Timer::after(Duration::from_secs(30)).await;
+        Err(io::Error::new(io::ErrorKind::TimedOut, "CONNECT timed out"))
+    })
+    .await
+    .map_err(fail)?;
+    let status_line = String::from_utf8_lossy(&head);
+    let status_line = status_line.lines().next().unwrap_or_default();
+    let ok = status_line
+        .split_whitespace()
+        .nth(1)
+        .is_some_and(|code| code.starts_with('2'));
+    if !ok {
+        return Err(ConnectError::Proxy(format!(
+            "Proxy {proxy_name} refused to tunnel to {host}:{port}: {status_line}"
+        )));
+    }
+    Ok(tcp)
+}

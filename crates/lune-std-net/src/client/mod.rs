@@ -1,0 +1,366 @@
+//! The HTTP client behind `net.request`: pooled connections, HTTP/2 by ALPN,
+//! redirects, timeouts, proxies and response decompression.
+
+pub(crate) mod config;
+pub(crate) mod connect;
+mod pool;
+mod proxy;
+pub(crate) mod tcp;
+pub(crate) mod tls;
+pub(crate) mod ws;
+
+use std::{fmt, io, sync::OnceLock, time::Duration};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Version, header};
+use http_body_util::{BodyExt, Full};
+use lune_std_serde::compression::{self, CompressionFormat};
+use url::Url;
+
+use self::{
+    config::RequestConfig,
+    connect::ConnectError,
+    pool::{Origin, Pool, Sender},
+};
+use crate::rt::SendExecutor;
+
+/// Bodies this large are decompressed off the Luau thread.
+const BLOCKING_DECOMPRESS_THRESHOLD: usize = 256 * 1024;
+
+/// `lune/<version>`, the default `User-Agent`.
+pub(crate) fn user_agent() -> &'static str {
+    static AGENT: OnceLock<String> = OnceLock::new();
+    AGENT.get_or_init(|| format!("lune/{}", crate::version_word()))
+}
+
+/// A response as `net.request` returns it.
+pub(crate) struct ClientResponse {
+    pub(crate) status: StatusCode,
+    pub(crate) version: Version,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+    pub(crate) url: Url,
+}
+
+/// Why a request failed.
+#[derive(Debug)]
+pub(crate) enum RequestError {
+    Url(String),
+    Connect(ConnectError),
+    Http { url: String, source: hyper::Error },
+    Body { url: String, source: hyper::Error },
+    Timeout(Duration),
+    TooManyRedirects { max: u32, url: String },
+    Decompress { encoding: String, source: io::Error },
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Url(message) => write!(f, "{message}"),
+            Self::Connect(e) => write!(f, "{e}"),
+            Self::Http { url, source } => {
+                write!(f, "Request to {url} failed: {}", describe_hyper(source))
+            }
+            Self::Body { url, source } => write!(
+                f,
+                "Connection broken while reading the response body from {url}: {}",
+                describe_hyper(source)
+            ),
+            Self::Timeout(d) => write!(f, "Request timed out after {} seconds", d.as_secs_f64()),
+            Self::TooManyRedirects { max, url } => write!(
+                f,
+                "Too many redirects - stopped after following {max} (maxRedirects) at {url}"
+            ),
+            Self::Decompress { encoding, source } => {
+                write!(
+                    f,
+                    "Failed to decompress the '{encoding}' response body: {source}"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for RequestError {}
+
+fn describe_hyper(e: &hyper::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+/// The client: one pool per Luau state.
+pub(crate) struct Client {
+    pool: Pool,
+}
+
+impl Client {
+    pub(crate) fn new(exec: SendExecutor) -> Self {
+        Self {
+            pool: Pool::new(exec),
+        }
+    }
+
+    /// Sends the request, following redirects, within the timeout if set.
+    pub(crate) async fn request(
+        &self,
+        config: RequestConfig,
+    ) -> Result<ClientResponse, RequestError> {
+        match config.options.timeout {
+            Some(limit) => {
+                futures_lite::future::or(self.request_inner(config), async move {
+                    async_io::Timer::after(limit).await;
+                    Err(RequestError::Timeout(limit))
+                })
+                .await
+            }
+            None => self.request_inner(config).await,
+        }
+    }
+
+    async fn request_inner(&self, config: RequestConfig) -> Result<ClientResponse, RequestError> {
+        let RequestConfig {
+            url,
+            mut method,
+            query,
+            mut headers,
+            mut body,
+            options,
+        } = config;
+        let mut url = crate::url::parse(&url, &["http", "https"]).map_err(RequestError::Url)?;
+        if !query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in &query {
+                pairs.append_pair(k, v);
+            }
+        }
+        let mut redirects = 0;
+        loop {
+            let (parts, raw_body) = self
+                .exchange(&url, &method, &headers, body.clone(), options.decompress)
+                .await?;
+            let status = parts.status;
+            let location = parts
+                .headers
+                .get(header::LOCATION)
+                .and_then(|l| l.to_str().ok());
+            if let (true, true, Some(location)) =
+                (options.follow_redirects, is_redirect(status), location)
+            {
+                if redirects >= options.max_redirects {
+                    return Err(RequestError::TooManyRedirects {
+                        max: options.max_redirects,
+                        url: url.to_string(),
+                    });
+                }
+                redirects += 1;
+                let next = url.join(location).map_err(|e| {
+                    RequestError::Url(format!(
+                        "Invalid redirect location '{location}' from {url}: {e}"
+                    ))
+                })?;
+                if !matches!(next.scheme(), "http" | "https") {
+                    return Err(RequestError::Url(format!(
+                        "Refusing to follow redirect from {url} to unsupported scheme '{}'",
+                        next.scheme()
+                    )));
+                }
+                if status.as_u16() <= 303 {
+                    method = Method::GET;
+                    body = None;
+                    headers.retain(|(name, _)| {
+                        name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH
+                    });
+                }
+                if next.origin() != url.origin() {
+                    // Credentials are for the origin they were given to.
+                    headers.retain(|(name, _)| {
+                        name != header::AUTHORIZATION
+                            && name != header::COOKIE
+                            && name != header::HOST
+                    });
+                }
+                url = next;
+                continue;
+            }
+            return finish(parts, raw_body, url, options.decompress).await;
+        }
+    }
+
+    /// One request/response exchange with the whole body read. A reused
+    /// keep-alive connection that turns out to be closed is retried once on
+    /// a fresh connection.
+    async fn exchange(
+        &self,
+        url: &Url,
+        method: &Method,
+        headers: &[(HeaderName, HeaderValue)],
+        body: Option<Bytes>,
+        decompress: bool,
+    ) -> Result<(http::response::Parts, Bytes), RequestError> {
+        let origin = Origin {
+            https: url.scheme() == "https",
+            host: url.host_str().unwrap_or_default().to_string(),
+            port: url.port_or_known_default().unwrap_or(80),
+            proxy: proxy::for_url(url),
+        };
+        let http_error = |source| RequestError::Http {
+            url: url.to_string(),
+            source,
+        };
+        loop {
+            let checkout = self
+                .pool
+                .checkout(&origin)
+                .await
+                .map_err(RequestError::Connect)?;
+            let reused = checkout.reused;
+            let is_h2 = matches!(checkout.sender, Sender::H2(_));
+            let request = build_request(
+                url,
+                &origin,
+                is_h2,
+                method,
+                headers,
+                body.clone(),
+                decompress,
+            )
+            .map_err(RequestError::Url)?;
+            let (result, h1) = match checkout.sender {
+                Sender::H1(mut sender) => (sender.send_request(request).await, Some(sender)),
+                Sender::H2(mut sender) => (sender.send_request(request).await, None),
+            };
+            let response = match result {
+                Ok(response) => response,
+                Err(e)
+                    if reused
+                        && (e.is_canceled() || e.is_incomplete_message() || e.is_closed()) =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(http_error(e)),
+            };
+            let (parts, incoming) = response.into_parts();
+            let bytes = incoming
+                .collect()
+                .await
+                .map_err(|source| RequestError::Body {
+                    url: url.to_string(),
+                    source,
+                })?
+                .to_bytes();
+            if let Some(sender) = h1 {
+                self.pool.checkin(origin, sender);
+            }
+            return Ok((parts, bytes));
+        }
+    }
+}
+
+fn is_redirect(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
+}
+
+/// The request as it goes on the wire: origin-form for HTTP/1.1, absolute
+/// form through a plain proxy and for HTTP/2, with default headers added
+/// where the script did not set them.
+fn build_request(
+    url: &Url,
+    origin: &Origin,
+    is_h2: bool,
+    method: &Method,
+    headers: &[(HeaderName, HeaderValue)],
+    body: Option<Bytes>,
+    decompress: bool,
+) -> Result<Request<Full<Bytes>>, String> {
+    let absolute = is_h2 || (origin.proxy.is_some() && !origin.https);
+    let target = if absolute {
+        let mut full = url.clone();
+        full.set_fragment(None);
+        full.to_string()
+    } else {
+        let mut path = url.path().to_string();
+        if let Some(q) = url.query() {
+            path.push('?');
+            path.push_str(q);
+        }
+        path
+    };
+    let mut request = Request::builder()
+        .method(method.clone())
+        .uri(&target)
+        .body(Full::new(body.unwrap_or_default()))
+        .map_err(|e| format!("Invalid request to '{url}': {e}"))?;
+    let map = request.headers_mut();
+    for (name, value) in headers {
+        map.append(name.clone(), value.clone());
+    }
+    if !is_h2 && !map.contains_key(header::HOST) {
+        let host = match url.port() {
+            Some(port) => format!("{}:{port}", origin.host),
+            None => origin.host.clone(),
+        };
+        let value =
+            HeaderValue::from_str(&host).map_err(|e| format!("Invalid host '{host}': {e}"))?;
+        map.insert(header::HOST, value);
+    }
+    if is_h2 {
+        map.remove(header::HOST);
+    }
+    if !map.contains_key(header::USER_AGENT) {
+        map.insert(header::USER_AGENT, HeaderValue::from_static(user_agent()));
+    }
+    if !map.contains_key(header::ACCEPT) {
+        map.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+    }
+    if decompress && !map.contains_key(header::ACCEPT_ENCODING) {
+        map.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip, deflate, br, zstd"),
+        );
+    }
+    Ok(request)
+}
+
+/// Decompresses the body when asked and it is encoded in a known format.
+async fn finish(
+    parts: http::response::Parts,
+    body: Bytes,
+    url: Url,
+    decompress: bool,
+) -> Result<ClientResponse, RequestError> {
+    let mut headers = parts.headers;
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase());
+    let format = encoding.as_deref().and_then(CompressionFormat::from_header);
+    let body = match (decompress, format, encoding) {
+        (true, Some(format), Some(encoding)) if !body.is_empty() => {
+            let decoded = if body.len() >= BLOCKING_DECOMPRESS_THRESHOLD {
+                blocking::unblock(move || compression::decompress(format, &body)).await
+            } else {
+                compression::decompress(format, &body)
+            };
+            let decoded =
+                decoded.map_err(|source| RequestError::Decompress { encoding, source })?;
+            headers.remove(header::CONTENT_ENCODING);
+            headers.remove(header::CONTENT_LENGTH);
+            Bytes::from(decoded)
+        }
+        _ => body,
+    };
+    Ok(ClientResponse {
+        status: parts.status,
+        version: parts.version,
+        headers,
+        body,
+        url,
+    })
+}

@@ -1,0 +1,193 @@
+//! Keep-alive connections, reused per origin.
+//!
+//! HTTP/1.1 connections are lent out one request at a time and come back when
+//! the response body has been read; an HTTP/2 connection is shared by every
+//! request to its origin. Idle connections expire; closed ones are never
+//! handed out.
+
+use std::{
+    cell::RefCell,
+    collections::HashMap,
+    rc::Rc,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use event_listener::Event;
+use http_body_util::Full;
+use hyper::client::conn::{http1, http2};
+
+use super::{
+    connect::{self, ConnectError},
+    tls::Alpn,
+};
+use crate::{
+    rt::{HyperIo, HyperTimer, SendExecutor},
+    shared::stream::Stream,
+};
+
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+const MAX_IDLE_PER_ORIGIN: usize = 64;
+
+pub(crate) type Body = Full<Bytes>;
+
+/// Where a connection goes: scheme, host, port and the proxy in between.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Origin {
+    pub(crate) https: bool,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) proxy: Option<(String, u16)>,
+}
+
+/// A connection ready to carry one request.
+pub(crate) enum Sender {
+    H1(http1::SendRequest<Body>),
+    H2(http2::SendRequest<Body>),
+}
+
+/// A connection taken from the pool, and whether it was reused.
+pub(crate) struct Checkout {
+    pub(crate) sender: Sender,
+    pub(crate) reused: bool,
+}
+
+#[derive(Default)]
+struct State {
+    idle: HashMap<Origin, Vec<(http1::SendRequest<Body>, Instant)>>,
+    h2: HashMap<Origin, http2::SendRequest<Body>>,
+    connecting: HashMap<Origin, Rc<Event>>,
+}
+
+/// The client's connection pool, owned by the Luau thread.
+pub(crate) struct Pool {
+    state: RefCell<State>,
+    exec: SendExecutor,
+}
+
+impl Pool {
+    pub(crate) fn new(exec: SendExecutor) -> Self {
+        Self {
+            state: RefCell::default(),
+            exec,
+        }
+    }
+
+    /// A connection to `origin`: an idle or shared one if there is one,
+    /// otherwise a new one.
+    pub(crate) async fn checkout(&self, origin: &Origin) -> Result<Checkout, ConnectError> {
+        loop {
+            if let Some(sender) = self.take_idle(origin).await {
+                return Ok(Checkout {
+                    sender,
+                    reused: true,
+                });
+            }
+            // While an https connection is being made, other requests to the
+            // same origin wait for it: it may be HTTP/2 and carry them all.
+            let pending = if origin.https {
+                self.state.borrow().connecting.get(origin).cloned()
+            } else {
+                None
+            };
+            match pending {
+                Some(event) => {
+                    let listener = event.listen();
+                    if self.state.borrow().connecting.contains_key(origin) {
+                        listener.await;
+                    }
+                }
+                None => break,
+            }
+        }
+        let done = Rc::new(Event::new());
+        if origin.https {
+            self.state
+                .borrow_mut()
+                .connecting
+                .insert(origin.clone(), done.clone());
+        }
+        let result = self.open(origin).await;
+        if origin.https {
+            self.state.borrow_mut().connecting.remove(origin);
+            done.notify(usize::MAX);
+        }
+        result.map(|sender| Checkout {
+            sender,
+            reused: false,
+        })
+    }
+
+    /// Gives back an HTTP/1.1 connection whose response was fully read.
+    pub(crate) fn checkin(&self, origin: Origin, sender: http1::SendRequest<Body>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut state = self.state.borrow_mut();
+        let idle = state.idle.entry(origin).or_default();
+        if idle.len() < MAX_IDLE_PER_ORIGIN {
+            idle.push((sender, Instant::now()));
+        }
+    }
+
+    async fn take_idle(&self, origin: &Origin) -> Option<Sender> {
+        let shared = self.state.borrow().h2.get(origin).cloned();
+        if let Some(mut sender) = shared {
+            if !sender.is_closed() && sender.ready().await.is_ok() {
+                return Some(Sender::H2(sender));
+            }
+            self.state.borrow_mut().h2.remove(origin);
+        }
+        loop {
+            let candidate = {
+                let mut state = self.state.borrow_mut();
+                let idle = state.idle.get_mut(origin)?;
+                let now = Instant::now();
+                idle.retain(|(s, since)| !s.is_closed() && now - *since < IDLE_TIMEOUT);
+                idle.pop()
+            };
+            let (mut sender, _) = candidate?;
+            if sender.ready().await.is_ok() {
+                return Some(Sender::H1(sender));
+            }
+        }
+    }
+
+    async fn open(&self, origin: &Origin) -> Result<Sender, ConnectError> {
+        let alpn = origin.https.then_some(Alpn::Http);
+        let stream = match (&origin.proxy, alpn) {
+            (Some(proxy), Some(alpn)) => {
+                let tcp = connect::tunnel(proxy, &origin.host, origin.port).await?;
+                connect::tls(tcp, &origin.host, alpn).await?
+            }
+            (Some(proxy), None) => Stream::Plain(connect::tcp(&proxy.0, proxy.1).await?),
+            (None, alpn) => connect::connect(&origin.host, origin.port, alpn).await?,
+        };
+        let handshake_failed =
+            |e: hyper::Error| ConnectError::Proxy(format!("HTTP handshake failed: {e}"));
+        if stream.is_h2() {
+            let (sender, conn) = http2::Builder::new(self.exec.clone())
+                .timer(HyperTimer::new())
+                .handshake(HyperIo::new(stream))
+                .await
+                .map_err(handshake_failed)?;
+            self.exec.spawn_detached(async move {
+                let _ = conn.await;
+            });
+            self.state
+                .borrow_mut()
+                .h2
+                .insert(origin.clone(), sender.clone());
+            Ok(Sender::H2(sender))
+        } else {
+            let (sender, conn) = http1::Builder::new()
+                .handshake(HyperIo::new(stream))
+                .await
+                .map_err(handshake_failed)?;
+            self.exec.spawn_detached(async move {
+                let _ = conn.await;
+            });
+            Ok(Sender::H1(sender))
+        }
+    }
+}

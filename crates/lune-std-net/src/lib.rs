@@ -1,0 +1,106 @@
+//! `@lune/net`: an HTTP client and server, WebSockets and TCP for Luau,
+//! compatible with Lune's library and extended with pooling, HTTP/2,
+//! timeouts, custom trust, HTTPS serving and a TCP server.
+//!
+//! This file is the wiring table: one thin adapter per Luau function; the
+//! work lives in `client/`, `server/`, `shared/` and `url/`.
+
+use std::{rc::Rc, sync::OnceLock};
+
+use lune_utils::TableBuilder;
+use mlua::prelude::*;
+
+mod client;
+mod rt;
+mod server;
+mod shared;
+mod url;
+
+use client::{Client, config::RequestConfig};
+
+/// The second word of `_VERSION` (`<runtime>+<luau>`), used in `User-Agent`.
+fn version_word() -> &'static str {
+    static WORD: OnceLock<String> = OnceLock::new();
+    WORD.get_or_init(|| {
+        let lua = Lua::new();
+        let luau = lua
+            .globals()
+            .raw_get::<String>("_VERSION")
+            .unwrap_or_default();
+        let luau = luau.strip_prefix("Luau ").unwrap_or("unknown");
+        format!("{}+{luau}", lune_utils::RUNTIME_VERSION)
+    })
+}
+
+/// Builds the `@lune/net` table. Needs a scheduler attached to `lua`.
+pub fn module(lua: Lua) -> LuaResult<LuaTable> {
+    let client = Rc::new(Client::new(rt::SendExecutor::of(&lua)?));
+    let request = {
+        let client = client.clone();
+        lua.create_async_function(move |lua, config: RequestConfig| {
+            let client = client.clone();
+            async move {
+                let response = client.request(config).await.map_err(LuaError::external)?;
+                response.into_lua(&lua)
+            }
+        })?
+    };
+    let serve =
+        lua.create_async_function(|lua, (port, config): (u16, server::config::ServeConfig)| {
+            server::serve(lua, port, config)
+        })?;
+    let socket = lua.create_async_function(
+        |_, (url, options): (LuaValue, Option<LuaTable>)| async move {
+            let config = client::ws::SocketConfig::from_lua_args(url, options)?;
+            client::ws::connect(config).await.map_err(LuaError::runtime)
+        },
+    )?;
+    let exec = rt::SendExecutor::of(&lua)?;
+    let tcp = TableBuilder::new(lua.clone())?
+        .with_async_function(
+            "connect",
+            |_, (host, port, config): (String, u16, client::tcp::TcpConfig)| async move {
+                client::tcp::connect(&host, port, config).await
+            },
+        )?
+        .with_async_function(
+            "listen",
+            move |_, (port, config): (u16, server::listener::ListenConfig)| {
+                let exec = exec.clone();
+                async move { server::listener::listen(&exec, port, config).await }
+            },
+        )?
+        .build_readonly()?;
+    let ws = TableBuilder::new(lua.clone())?
+        .with_value("connect", socket.clone())?
+        .build_readonly()?;
+    let http = TableBuilder::new(lua.clone())?
+        .with_value("request", request.clone())?
+        .with_value("serve", serve.clone())?
+        .build_readonly()?;
+    TableBuilder::new(lua)?
+        .with_value("request", request)?
+        .with_value("serve", serve)?
+        .with_value("socket", socket)?
+        .with_value("http", http)?
+        .with_value("ws", ws)?
+        .with_value("tcp", tcp)?
+        .with_function("urlEncode", url_encode)?
+        .with_function("urlDecode", url_decode)?
+        .build_readonly()
+}
+
+/// The `@lune/net` type definitions.
+#[must_use]
+pub fn typedefs() -> String {
+    include_str!("../types.d.luau").to_string()
+}
+
+fn url_encode(_: &Lua, (s, binary): (LuaString, Option<bool>)) -> LuaResult<String> {
+    url::encode(&s.as_bytes(), binary.unwrap_or(false)).map_err(LuaError::runtime)
+}
+
+fn url_decode(lua: &Lua, (s, binary): (LuaString, Option<bool>)) -> LuaResult<LuaString> {
+    let bytes = url::decode(&s.as_bytes(), binary.unwrap_or(false)).map_err(LuaError::runtime)?;
+    lua.create_string(bytes)
+}

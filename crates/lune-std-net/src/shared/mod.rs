@@ -1,0 +1,8 @@
+//! The types Luau sees, shared by the client and the server.
+
+pub(crate) mod body;
+pub(crate) mod headers;
+pub(crate) mod response;
+pub(crate) mod stream;
+pub(crate) mod tcp;
+pub(crate) mod websocket;

@@ -1,0 +1,106 @@
+//! One stream type for every connection, hiding whether TLS is in use.
+
+use std::{
+    io,
+    net::SocketAddr,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use async_net::TcpStream;
+use futures_lite::{AsyncRead, AsyncWrite};
+
+/// A TCP connection, plain or wrapped in TLS (as a client or as a server).
+pub(crate) enum Stream {
+    Plain(TcpStream),
+    ClientTls(Box<futures_rustls::client::TlsStream<TcpStream>>),
+    ServerTls(Box<futures_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Self::Plain(s) => s,
+            Self::ClientTls(s) => s.get_ref().0,
+            Self::ServerTls(s) => s.get_ref().0,
+        }
+    }
+
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.tcp().local_addr()
+    }
+
+    pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.tcp().peer_addr()
+    }
+
+    /// The protocol chosen by ALPN, if any.
+    pub(crate) fn alpn(&self) -> Option<&[u8]> {
+        match self {
+            Self::Plain(_) => None,
+            Self::ClientTls(s) => s.get_ref().1.alpn_protocol(),
+            Self::ServerTls(s) => s.get_ref().1.alpn_protocol(),
+        }
+    }
+
+    /// True when ALPN chose HTTP/2.
+    pub(crate) fn is_h2(&self) -> bool {
+        self.alpn() == Some(b"h2")
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Self::ClientTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Self::ServerTls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Self::ClientTls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Self::ServerTls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Self::ClientTls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            Self::ServerTls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_flush(cx),
+            Self::ClientTls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Self::ServerTls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_close(cx),
+            Self::ClientTls(s) => Pin::new(s.as_mut()).poll_close(cx),
+            Self::ServerTls(s) => Pin::new(s.as_mut()).poll_close(cx),
+        }
+    }
+}

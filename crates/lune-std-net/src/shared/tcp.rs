@@ -1,0 +1,158 @@
+//! The TcpStream object Luau sees, for connected and accepted streams alike.
+//!
+//! The stream is split into read and write halves, each behind its own async
+//! lock, so reads and writes may run at the same time on different Luau
+//! threads. `close` wakes a waiting `read`, which then returns nil.
+
+use std::{cell::Cell, net::SocketAddr, rc::Rc};
+
+use async_lock::Mutex;
+use event_listener::Event;
+use futures_lite::{
+    AsyncReadExt, AsyncWriteExt,
+    io::{ReadHalf, WriteHalf},
+};
+use mlua::prelude::*;
+
+use super::{body::bytes_from_lua, stream::Stream};
+
+/// `read()` without a size reads at most this much.
+const DEFAULT_READ_SIZE: usize = 64 * 1024;
+
+struct Inner {
+    reader: Mutex<Option<ReadHalf<Stream>>>,
+    writer: Mutex<Option<WriteHalf<Stream>>>,
+    closed: Cell<bool>,
+    close_event: Event,
+    local: SocketAddr,
+    remote: SocketAddr,
+}
+
+/// A TCP (or TLS) stream: `localIp`, `localPort`, `remoteIp`, `remotePort`,
+/// `read`, `write`, `close`.
+pub(crate) struct TcpStream {
+    inner: Rc<Inner>,
+}
+
+impl TcpStream {
+    pub(crate) fn new(stream: Stream) -> std::io::Result<Self> {
+        let local = stream.local_addr()?;
+        let remote = stream.peer_addr()?;
+        let (reader, writer) = futures_lite::io::split(stream);
+        Ok(Self {
+            inner: Rc::new(Inner {
+                reader: Mutex::new(Some(reader)),
+                writer: Mutex::new(Some(writer)),
+                closed: Cell::new(false),
+                close_event: Event::new(),
+                local,
+                remote,
+            }),
+        })
+    }
+
+    async fn read(&self, size: usize) -> LuaResult<Option<Vec<u8>>> {
+        if self.inner.closed.get() {
+            return Ok(None);
+        }
+        let listener = self.inner.close_event.listen();
+        let mut reader = self.inner.reader.lock().await;
+        let Some(half) = reader.as_mut() else {
+            return Ok(None);
+        };
+        let mut buf = vec![0u8; size];
+        let read = futures_lite::future::or(async { Some(half.read(&mut buf).await) }, async {
+            listener.await;
+            None
+        })
+        .await;
+        match read {
+            None | Some(Ok(0)) => Ok(None),
+            Some(Ok(n)) => {
+                buf.truncate(n);
+                Ok(Some(buf))
+            }
+            Some(Err(e)) => Err(LuaError::runtime(format!(
+                "Failed to read from TCP stream ({}): {e}",
+                self.inner.remote
+            ))),
+        }
+    }
+
+    async fn write(&self, data: &[u8]) -> LuaResult<()> {
+        let closed = || LuaError::runtime("TCP stream is closed - cannot write");
+        if self.inner.closed.get() {
+            return Err(closed());
+        }
+        let mut writer = self.inner.writer.lock().await;
+        let half = writer.as_mut().ok_or_else(closed)?;
+        let written = async {
+            half.write_all(data).await?;
+            half.flush().await
+        };
+        written.await.map_err(|e| {
+            LuaError::runtime(format!(
+                "Failed to write to TCP stream ({}): {e}",
+                self.inner.remote
+            ))
+        })
+    }
+
+    async fn close(&self) {
+        if self.inner.closed.replace(true) {
+            return;
+        }
+        self.inner.close_event.notify(usize::MAX);
+        if let Some(mut half) = self.inner.writer.lock().await.take() {
+            let _ = half.close().await;
+        }
+        self.inner.reader.lock().await.take();
+    }
+}
+
+fn read_size(size: Option<LuaValue>) -> LuaResult<usize> {
+    match size {
+        None | Some(LuaValue::Nil) => Ok(DEFAULT_READ_SIZE),
+        Some(LuaValue::Integer(n)) if n > 0 => Ok(n as usize),
+        Some(LuaValue::Number(n)) if n >= 1.0 && n.is_finite() => Ok(n as usize),
+        Some(other) => Err(LuaError::runtime(format!(
+            "Invalid read size {} - expected a positive number",
+            other
+                .to_string()
+                .unwrap_or_else(|_| other.type_name().to_string())
+        ))),
+    }
+}
+
+impl LuaUserData for TcpStream {
+    fn add_fields<F: LuaUserDataFields<Self>>(fields: &mut F) {
+        fields.add_field_method_get("localIp", |_, this| Ok(this.inner.local.ip().to_string()));
+        fields.add_field_method_get("localPort", |_, this| Ok(this.inner.local.port()));
+        fields.add_field_method_get("remoteIp", |_, this| Ok(this.inner.remote.ip().to_string()));
+        fields.add_field_method_get("remotePort", |_, this| Ok(this.inner.remote.port()));
+    }
+
+    fn add_methods<M: LuaUserDataMethods<Self>>(methods: &mut M) {
+        methods.add_async_method("read", |lua, this, size: Option<LuaValue>| async move {
+            let size = read_size(size)?.min(16 * 1024 * 1024);
+            match this.read(size).await? {
+                Some(bytes) => Ok(LuaValue::String(lua.create_string(bytes)?)),
+                None => Ok(LuaValue::Nil),
+            }
+        });
+        methods.add_async_method("write", |_, this, data: LuaValue| async move {
+            let data = bytes_from_lua(&data, "TCP data")?;
+            this.write(&data).await
+        });
+        methods.add_async_method("close", |_, this, ()| async move {
+            this.close().await;
+            Ok(())
+        });
+        methods.add_meta_method(LuaMetaMethod::ToString, |_, this, ()| {
+            Ok(format!(
+                "TcpStream({} -> {})",
+                this.inner.local, this.inner.remote
+            ))
+        });
+    }
+}

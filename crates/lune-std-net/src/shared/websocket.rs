@@ -1,0 +1,208 @@
+//! The WebSocket object Luau sees, for client and server sockets alike.
+//!
+//! The socket is split in a receiving and a sending half, each behind its own
+//! async lock, so one Luau thread may wait in `next` while another calls
+//! `send`. `close` wakes a waiting `next` through an event.
+
+use std::{cell::Cell, rc::Rc};
+
+use async_lock::Mutex;
+use async_tungstenite::{
+    WebSocketReceiver, WebSocketSender, WebSocketStream,
+    tungstenite::{
+        self, Message,
+        protocol::{CloseFrame, WebSocketConfig, frame::coding::CloseCode},
+    },
+};
+use bytes::Bytes;
+use event_listener::Event;
+use futures_lite::{AsyncRead, AsyncWrite, StreamExt};
+use mlua::prelude::*;
+
+use super::body::bytes_from_lua;
+
+/// The largest message accepted before the socket closes with 1009.
+pub(crate) const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+
+/// Limits shared by client and server sockets.
+pub(crate) fn config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE_SIZE))
+        .max_frame_size(Some(MAX_MESSAGE_SIZE))
+}
+
+/// What every socket needs from its transport.
+pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + 'static> Transport for T {}
+
+struct Inner<S> {
+    sender: Mutex<WebSocketSender<S>>,
+    receiver: Mutex<WebSocketReceiver<S>>,
+    close_code: Cell<Option<u16>>,
+    closed: Event,
+    protocol: Option<String>,
+}
+
+/// A WebSocket as Luau sees it: `closeCode`, `protocol`, `next`, `send`, `close`.
+pub(crate) struct WebSocket<S> {
+    inner: Rc<Inner<S>>,
+}
+
+impl<S: Transport> WebSocket<S> {
+    pub(crate) fn new(stream: WebSocketStream<S>, protocol: Option<String>) -> Self {
+        let (sender, receiver) = stream.split();
+        Self {
+            inner: Rc::new(Inner {
+                sender: Mutex::new(sender),
+                receiver: Mutex::new(receiver),
+                close_code: Cell::new(None),
+                closed: Event::new(),
+                protocol,
+            }),
+        }
+    }
+
+    /// A second handle to the same socket.
+    pub(crate) fn handle(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+
+    /// Marks the socket closed with `code` unless it already was, and wakes `next`.
+    fn mark_closed(&self, code: u16) {
+        if self.inner.close_code.get().is_none() {
+            self.inner.close_code.set(Some(code));
+        }
+        self.inner.closed.notify(usize::MAX);
+    }
+
+    /// Sends a close frame with `code` (a failure to send means the peer is gone).
+    pub(crate) async fn close(&self, code: u16, reason: &str) {
+        let already = self.inner.close_code.get().is_some();
+        self.mark_closed(code);
+        if already {
+            return;
+        }
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.into(),
+        };
+        let mut sender = self.inner.sender.lock().await;
+        let _ = sender.send(Message::Close(Some(frame))).await;
+    }
+
+    async fn next_message(&self) -> LuaResult<Option<Bytes>> {
+        loop {
+            if self.inner.close_code.get().is_some() {
+                return Ok(None);
+            }
+            let listener = self.inner.closed.listen();
+            let mut receiver = self.inner.receiver.lock().await;
+            let received = futures_lite::future::or(async { Some(receiver.next().await) }, async {
+                listener.await;
+                None
+            })
+            .await;
+            let Some(received) = received else {
+                return Ok(None);
+            };
+            match received {
+                Some(Ok(Message::Text(text))) => return Ok(Some(Bytes::from(text))),
+                Some(Ok(Message::Binary(data))) => return Ok(Some(data)),
+                // Pings are answered by tungstenite itself; pongs and raw frames are not messages.
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                Some(Ok(Message::Close(frame))) => {
+                    self.mark_closed(frame.map_or(1005, |f| u16::from(f.code)));
+                    return Ok(None);
+                }
+                Some(Err(tungstenite::Error::Capacity(_))) => {
+                    drop(receiver);
+                    self.close(1009, "Message too big").await;
+                    return Ok(None);
+                }
+                Some(Err(_)) | None => {
+                    self.mark_closed(1006);
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    async fn send_message(&self, message: Message) -> LuaResult<()> {
+        if let Some(code) = self.inner.close_code.get() {
+            return Err(LuaError::runtime(format!(
+                "WebSocket is closed (close code {code}) - cannot send"
+            )));
+        }
+        let mut sender = self.inner.sender.lock().await;
+        if let Err(e) = sender.send(message).await {
+            drop(sender);
+            self.mark_closed(1006);
+            return Err(LuaError::runtime(format!(
+                "WebSocket closed while sending: {e}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl<S: Transport> LuaUserData for WebSocket<S> {
+    fn add_fields<F: LuaUserDataFields<Self>>(fields: &mut F) {
+        fields.add_field_method_get("closeCode", |_, this| Ok(this.inner.close_code.get()));
+        fields.add_field_method_get("protocol", |_, this| Ok(this.inner.protocol.clone()));
+    }
+
+    fn add_methods<M: LuaUserDataMethods<Self>>(methods: &mut M) {
+        methods.add_async_method("next", |lua, this, ()| async move {
+            match this.next_message().await? {
+                Some(bytes) => Ok(LuaValue::String(lua.create_string(&bytes)?)),
+                None => Ok(LuaValue::Nil),
+            }
+        });
+        methods.add_async_method(
+            "send",
+            |_, this, (message, as_binary): (LuaValue, Option<bool>)| async move {
+                let data = match message {
+                    LuaValue::Nil => Bytes::new(),
+                    other => bytes_from_lua(&other, "WebSocket message")?,
+                };
+                let message = if as_binary.unwrap_or(false) {
+                    Message::Binary(data)
+                } else {
+                    // Text frames must be UTF-8; anything else goes out as binary.
+                    match tungstenite::Utf8Bytes::try_from(data.clone()) {
+                        Ok(text) => Message::Text(text),
+                        Err(_) => Message::Binary(data),
+                    }
+                };
+                this.send_message(message).await
+            },
+        );
+        methods.add_async_method("close", |_, this, code: Option<LuaValue>| async move {
+            let code = match code {
+                None | Some(LuaValue::Nil) => 1000,
+                Some(LuaValue::Integer(n)) if (1000..=4999).contains(&n) => n as u16,
+                Some(LuaValue::Number(n)) if n.fract() == 0.0 && (1000.0..=4999.0).contains(&n) => {
+                    n as u16
+                }
+                Some(other) => {
+                    return Err(LuaError::runtime(format!(
+                        "Invalid close code {} - expected a whole number from 1000 to 4999",
+                        other
+                            .to_string()
+                            .unwrap_or_else(|_| other.type_name().to_string())
+                    )));
+                }
+            };
+            this.close(code, "").await;
+            Ok(())
+        });
+        methods.add_meta_method(LuaMetaMethod::ToString, |_, this, ()| {
+            Ok(match this.inner.close_code.get() {
+                Some(code) => format!("WebSocket(closed, {code})"),
+                None => "WebSocket(open)".to_string(),
+            })
+        });
+    }
+}

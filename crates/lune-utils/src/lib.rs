@@ -1,0 +1,88 @@
+//! Helpers shared by the Lune runtime's libraries: building module tables,
+//! formatting Luau values for `print` and `stdio.format`, and the script's
+//! arguments as the runtime hands them to `@lune/process`.
+
+use mlua::prelude::*;
+
+pub mod fmt;
+
+/// The arguments given to the script after its path (`lune run script a b`),
+/// stored as Lua app data by the runtime before libraries are loaded.
+#[derive(Debug, Clone, Default)]
+pub struct ScriptArgs(pub Vec<String>);
+
+/// The runtime version reported by `lune --version`, `_VERSION` and the
+/// default `User-Agent` of `net.request`.
+pub const RUNTIME_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Builds a Luau table one entry at a time, for module tables and results.
+pub struct TableBuilder {
+    lua: Lua,
+    table: LuaTable,
+}
+
+impl TableBuilder {
+    /// Starts an empty table.
+    pub fn new(lua: Lua) -> LuaResult<Self> {
+        let table = lua.create_table()?;
+        Ok(Self { lua, table })
+    }
+
+    /// Sets `key` to `value`.
+    pub fn with_value(self, key: impl IntoLua, value: impl IntoLua) -> LuaResult<Self> {
+        self.table.raw_set(key, value)?;
+        Ok(self)
+    }
+
+    /// Sets every pair of `values`.
+    pub fn with_values<K: IntoLua, V: IntoLua>(
+        self,
+        values: impl IntoIterator<Item = (K, V)>,
+    ) -> LuaResult<Self> {
+        for (key, value) in values {
+            self.table.raw_set(key, value)?;
+        }
+        Ok(self)
+    }
+
+    /// Sets `key` to a synchronous Rust function.
+    pub fn with_function<A, R, F>(self, key: impl IntoLua, func: F) -> LuaResult<Self>
+    where
+        A: FromLuaMulti,
+        R: IntoLuaMulti,
+        F: Fn(&Lua, A) -> LuaResult<R> + mlua::MaybeSend + 'static,
+    {
+        let f = self.lua.create_function(func)?;
+        self.with_value(key, f)
+    }
+
+    /// Sets `key` to an async Rust function; calling it yields the Luau thread
+    /// until the future completes.
+    pub fn with_async_function<A, R, F, FR>(self, key: impl IntoLua, func: F) -> LuaResult<Self>
+    where
+        A: FromLuaMulti + 'static,
+        R: IntoLuaMulti,
+        F: Fn(Lua, A) -> FR + mlua::MaybeSend + 'static,
+        FR: std::future::Future<Output = LuaResult<R>> + mlua::MaybeSend + 'static,
+    {
+        let f = self.lua.create_async_function(func)?;
+        self.with_value(key, f)
+    }
+
+    /// Gives the table a metatable.
+    pub fn with_metatable(self, metatable: LuaTable) -> LuaResult<Self> {
+        self.table.set_metatable(Some(metatable))?;
+        Ok(self)
+    }
+
+    /// Finishes the table.
+    pub fn build(self) -> LuaResult<LuaTable> {
+        Ok(self.table)
+    }
+
+    /// Finishes the table and makes it read-only.
+    pub fn build_readonly(self) -> LuaResult<LuaTable> {
+        self.table.set_readonly(true);
+        Ok(self.table)
+    }
+}

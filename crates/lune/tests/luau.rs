@@ -1,0 +1,123 @@
+//! Runs every `tests/**/*.luau` script through the `lune` binary as its own
+//! named test case. Files and folders whose names start with `_` are helper
+//! modules, not tests. A script passes when it exits with code 0.
+//!
+//! Local fixture servers (HTTP, HTTPS with a CA made here, HTTP/2, a proxy,
+//! WebSocket and TCP echo) are started once and handed to every script
+//! through `LUNE_TEST_*` environment variables; `SSL_CERT_FILE` trusts the CA.
+
+use std::{
+    io::Read,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use libtest_mimic::{Arguments, Failed, Trial};
+
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
+
+fn main() {
+    let args = Arguments::from_args();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = root.canonicalize().expect("the workspace root exists");
+    let fixtures = lune_test_fixtures::start().expect("the test fixture servers start");
+    let mut env = fixtures.env();
+    if let Some((_, ca)) = env.iter().find(|(k, _)| k == "LUNE_TEST_CA_FILE") {
+        env.push(("SSL_CERT_FILE".into(), ca.clone()));
+    }
+    env.push(("LUNE_BIN".into(), env!("CARGO_BIN_EXE_lune").into()));
+    let env = Arc::new(env);
+
+    let mut scripts = Vec::new();
+    discover(&root.join("tests"), &mut scripts);
+    scripts.sort();
+    let trials = scripts
+        .into_iter()
+        .map(|script| {
+            let name = script
+                .strip_prefix(root.join("tests"))
+                .unwrap_or(&script)
+                .with_extension("")
+                .to_string_lossy()
+                .replace('\\', "/");
+            let root = root.clone();
+            let env = env.clone();
+            Trial::test(name, move || run_script(&root, &script, &env))
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
+
+/// Collects test scripts: `.luau` files not inside or named like `_helpers`.
+fn discover(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('_') || name.starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            discover(&path, out);
+        } else if path.extension().is_some_and(|e| e == "luau") {
+            out.push(path);
+        }
+    }
+}
+
+fn run_script(root: &Path, script: &Path, env: &[(String, String)]) -> Result<(), Failed> {
+    let relative = script.strip_prefix(root).unwrap_or(script);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lune"))
+        .arg("run")
+        .arg(relative)
+        .current_dir(root)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("failed to start lune: {e}"))?;
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let out_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break Some(status);
+        }
+        if started.elapsed() > SCRIPT_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = out_reader.join().unwrap_or_default();
+    let stderr = err_reader.join().unwrap_or_default();
+    match status {
+        Some(status) if status.success() => Ok(()),
+        Some(status) => Err(format!(
+            "{} exited with {status}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+            relative.display()
+        )
+        .into()),
+        None => Err(format!(
+            "{} did not finish within {SCRIPT_TIMEOUT:?}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+            relative.display()
+        )
+        .into()),
+    }
+}
