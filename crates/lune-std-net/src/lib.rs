@@ -34,7 +34,7 @@ fn version_word() -> &'static str {
 
 /// Builds the `@lune/net` table. Needs a scheduler attached to `lua`.
 pub fn module(lua: Lua) -> LuaResult<LuaTable> {
-    let client = Rc::new(Client::new(rt::SendExecutor::of(&lua)?));
+    let client = Rc::new(Client::new());
     let request = {
         let client = client.clone();
         lua.create_async_function(move |lua, config: RequestConfig| {
@@ -55,7 +55,6 @@ pub fn module(lua: Lua) -> LuaResult<LuaTable> {
             client::ws::connect(config).await.map_err(LuaError::runtime)
         },
     )?;
-    let exec = rt::SendExecutor::of(&lua)?;
     let tcp = TableBuilder::new(lua.clone())?
         .with_async_function(
             "connect",
@@ -65,9 +64,8 @@ pub fn module(lua: Lua) -> LuaResult<LuaTable> {
         )?
         .with_async_function(
             "listen",
-            move |_, (port, config): (u16, server::listener::ListenConfig)| {
-                let exec = exec.clone();
-                async move { server::listener::listen(&exec, port, config).await }
+            |_, (port, config): (u16, server::listener::ListenConfig)| async move {
+                server::listener::listen(port, config).await
             },
         )?
         .build_readonly()?;

@@ -1,12 +1,13 @@
 //! All glue between hyper and the smol stack lives here: I/O adapters and the
-//! timer come from `smol-hyper`; the executors spawn onto the scheduler's
-//! executors so that connection tasks run on the Luau thread's event loop
-//! without hopping threads.
+//! timer come from `smol-hyper`; the executors decide where futures run.
+//!
+//! Futures that never touch Lua (hyper client connections, HTTP/2 streams,
+//! TCP accept loops, TLS handshakes) run on a background I/O thread. Running
+//! them on the scheduler's own executor starves them whenever Luau threads
+//! keep each other busy (a `task.wait()` loop polls forever without yielding
+//! to that executor), so they get a thread of their own.
 
-use std::{
-    future::Future,
-    sync::{Arc, Weak},
-};
+use std::{future::Future, sync::OnceLock};
 
 use async_executor::Executor;
 use mlua::prelude::*;
@@ -14,31 +15,36 @@ use mlua_luau_scheduler::LuaSpawnExt;
 
 pub(crate) use smol_hyper::rt::{FuturesIo as HyperIo, SmolTimer as HyperTimer};
 
-/// Spawns `Send` futures (hyper client connections and HTTP/2 streams) on the
-/// scheduler's executor.
-#[derive(Clone)]
-pub(crate) struct SendExecutor(Weak<Executor<'static>>);
+/// How many background I/O threads run `Send` futures.
+const IO_THREADS: usize = 1;
+
+fn io_executor() -> &'static Executor<'static> {
+    static EXECUTOR: OnceLock<&'static Executor<'static>> = OnceLock::new();
+    EXECUTOR.get_or_init(|| {
+        let exec: &'static Executor<'static> = Box::leak(Box::new(Executor::new()));
+        for i in 0..IO_THREADS {
+            let spawned = std::thread::Builder::new()
+                .name(format!("lune-net-io-{i}"))
+                .spawn(move || async_io::block_on(exec.run(futures_lite::future::pending::<()>())));
+            if let Err(e) = spawned {
+                eprintln!("net: failed to start an I/O thread: {e}");
+            }
+        }
+        exec
+    })
+}
+
+/// Spawns `Send` futures on the background I/O thread.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct SendExecutor;
 
 impl SendExecutor {
-    /// The executor of the scheduler running `lua`.
-    pub(crate) fn of(lua: &Lua) -> LuaResult<Self> {
-        lua.app_data_ref::<Weak<Executor<'static>>>()
-            .map(|exec| Self(exec.clone()))
-            .ok_or_else(|| LuaError::runtime("The net library needs a running scheduler"))
-    }
-
     /// Runs `fut` to completion in the background.
-    pub(crate) fn spawn_detached<F>(&self, fut: F)
+    pub(crate) fn spawn_detached<F>(self, fut: F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        if let Some(exec) = self.0.upgrade() {
-            exec.spawn(fut).detach();
-        }
-    }
-
-    fn executor(&self) -> Option<Arc<Executor<'static>>> {
-        self.0.upgrade()
+        io_executor().spawn(fut).detach();
     }
 }
 
@@ -48,9 +54,7 @@ where
     F::Output: Send + 'static,
 {
     fn execute(&self, fut: F) {
-        if let Some(exec) = self.executor() {
-            exec.spawn(fut).detach();
-        }
+        io_executor().spawn(fut).detach();
     }
 }
 

@@ -4,7 +4,6 @@
 use std::time::{Duration, Instant};
 
 use async_io::Timer;
-use futures_lite::future::yield_now;
 use lune_utils::TableBuilder;
 use mlua::prelude::*;
 use mlua_luau_scheduler::Functions;
@@ -54,19 +53,23 @@ pub fn typedefs() -> String {
     include_str!("../types.d.luau").to_string()
 }
 
-/// Waits `seconds` (one scheduler step when absent) and returns the time waited.
+/// The shortest wait: `task.wait()` without an argument waits this long.
+///
+/// Every wait is a real timer, never an already-finished one: a loop of
+/// `task.wait()` calls must let the event loop run (timers, sockets) between
+/// iterations, which only happens when every Luau thread is suspended.
+const MIN_WAIT: Duration = Duration::from_millis(1);
+
+/// Waits `seconds` (one step when absent) and returns the time waited.
 async fn wait(_: Lua, seconds: Option<f64>) -> LuaResult<f64> {
     let start = Instant::now();
-    // Always yield once, so `task.wait()` lets other threads run even when the
-    // timer is already due.
-    yield_now().await;
     let seconds = seconds.unwrap_or(0.0);
     if !seconds.is_finite() {
         return Err(LuaError::runtime(format!(
             "task.wait expects a finite number of seconds, got {seconds}"
         )));
     }
-    let seconds = seconds.max(0.0);
-    Timer::after(Duration::from_secs_f64(seconds)).await;
+    let duration = Duration::from_secs_f64(seconds.max(0.0)).max(MIN_WAIT);
+    Timer::after(duration).await;
     Ok(start.elapsed().as_secs_f64())
 }

@@ -1,1 +1,194 @@
-//! placeholder
+//! Local servers for the Luau test suite and the benchmarks: an httpbin-like
+//! HTTP/1.1 server, the same over TLS (HTTP/2 by ALPN) with a certificate
+//! authority made at start, an untrusted TLS server, a forward proxy, and TCP
+//! and TLS echo servers. Nothing here touches the internet.
+
+use std::{io, path::PathBuf, sync::Arc};
+
+use async_net::{TcpListener, TcpStream};
+use futures_rustls::TlsAcceptor;
+use hyper::service::service_fn;
+
+mod http;
+mod proxy;
+mod rt;
+mod tls;
+
+use crate::{
+    http::ConnInfo,
+    rt::{Exec, HyperIo, SmolTimer},
+};
+
+/// The running fixtures: what scripts need to reach them.
+pub struct Fixtures {
+    env: Vec<(String, String)>,
+}
+
+impl Fixtures {
+    /// The `LUNE_TEST_*` environment variables for test scripts.
+    #[must_use]
+    pub fn env(&self) -> Vec<(String, String)> {
+        self.env.clone()
+    }
+}
+
+/// Starts every fixture server on `127.0.0.1`, port 0. They run on
+/// background threads until the process exits.
+pub fn start() -> io::Result<Fixtures> {
+    let certs = tls::generate()?;
+    let dir = std::env::temp_dir().join(format!("lune-test-fixtures-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let ca_file: PathBuf = dir.join("ca.pem");
+    std::fs::write(&ca_file, &certs.ca_pem)?;
+
+    let http = bind()?;
+    let https = bind()?;
+    let untrusted = bind()?;
+    let proxy = bind()?;
+    let tcp_echo = bind()?;
+    let tls_echo = bind()?;
+    let drop_mid_body = bind()?;
+    let addr = |l: &TcpListener| l.local_addr();
+    let env = vec![
+        ("LUNE_TEST_HTTP".into(), format!("http://127.0.0.1:{}", addr(&http)?.port())),
+        ("LUNE_TEST_HTTPS".into(), format!("https://localhost:{}", addr(&https)?.port())),
+        (
+            "LUNE_TEST_HTTPS_UNTRUSTED".into(),
+            format!("https://localhost:{}", addr(&untrusted)?.port()),
+        ),
+        ("LUNE_TEST_CA_FILE".into(), ca_file.to_string_lossy().into_owned()),
+        ("LUNE_TEST_TLS_CERT".into(), certs.for_scripts.cert.clone()),
+        ("LUNE_TEST_TLS_KEY".into(), certs.for_scripts.key.clone()),
+        ("LUNE_TEST_PROXY".into(), format!("http://127.0.0.1:{}", addr(&proxy)?.port())),
+        ("LUNE_TEST_TCP_ECHO".into(), format!("127.0.0.1:{}", addr(&tcp_echo)?.port())),
+        ("LUNE_TEST_TLS_ECHO".into(), format!("localhost:{}", addr(&tls_echo)?.port())),
+        (
+            "LUNE_TEST_HTTP_DROP".into(),
+            format!("http://127.0.0.1:{}", addr(&drop_mid_body)?.port()),
+        ),
+    ];
+
+    let http_tls = TlsAcceptor::from(tls::server_config(&certs.server, &[b"h2", b"http/1.1"])?);
+    let untrusted_tls = TlsAcceptor::from(tls::server_config(&certs.untrusted, &[b"h2", b"http/1.1"])?);
+    let echo_tls = TlsAcceptor::from(tls::server_config(&certs.server, &[])?);
+
+    rt::spawn(accept_loop(http, None, |stream, info| serve_http(stream, info)));
+    rt::spawn(accept_loop(https, Some(http_tls), |stream, info| serve_http(stream, info)));
+    rt::spawn(accept_loop(untrusted, Some(untrusted_tls), |stream, info| serve_http(stream, info)));
+    rt::spawn(accept_loop(proxy, None, |stream, _| serve_proxy(stream)));
+    rt::spawn(accept_loop(tcp_echo, None, |stream, _| echo(stream)));
+    rt::spawn(accept_loop(tls_echo, Some(echo_tls), |stream, _| echo(stream)));
+    rt::spawn(accept_loop(drop_mid_body, None, |stream, _| drop_mid_body_reply(stream)));
+    Ok(Fixtures { env })
+}
+
+fn bind() -> io::Result<TcpListener> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    TcpListener::try_from(listener)
+}
+
+/// A TCP connection, after TLS when the server has it.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<futures_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl Conn {
+    fn is_h2(&self) -> bool {
+        match self {
+            Self::Plain(_) => false,
+            Self::Tls(s) => s.get_ref().1.alpn_protocol() == Some(b"h2"),
+        }
+    }
+}
+
+async fn accept_loop<F, Fut>(listener: TcpListener, tls: Option<TlsAcceptor>, serve: F)
+where
+    F: Fn(Conn, ConnInfo) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let serve = Arc::new(serve);
+    loop {
+        let Ok((tcp, peer)) = listener.accept().await else {
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let tls = tls.clone();
+        let serve = serve.clone();
+        rt::spawn(async move {
+            let info = ConnInfo {
+                id: http::connection_id(),
+                peer,
+                tls: tls.is_some(),
+            };
+            let conn = match tls {
+                None => Conn::Plain(tcp),
+                Some(acceptor) => match acceptor.accept(tcp).await {
+                    Ok(stream) => Conn::Tls(Box::new(stream)),
+                    Err(_) => return,
+                },
+            };
+            serve(conn, info).await;
+        });
+    }
+}
+
+async fn serve_http(conn: Conn, info: ConnInfo) {
+    let service = service_fn(move |request| http::handle(request, info));
+    if conn.is_h2() {
+        let Conn::Tls(stream) = conn else { return };
+        let _ = hyper::server::conn::http2::Builder::new(Exec)
+            .timer(SmolTimer::new())
+            .serve_connection(HyperIo::new(stream), service)
+            .await;
+        return;
+    }
+    let builder = hyper::server::conn::http1::Builder::new();
+    let _ = match conn {
+        Conn::Plain(stream) => builder
+            .serve_connection(HyperIo::new(stream), service)
+            .with_upgrades()
+            .await,
+        Conn::Tls(stream) => builder
+            .serve_connection(HyperIo::new(stream), service)
+            .with_upgrades()
+            .await,
+    };
+}
+
+async fn serve_proxy(conn: Conn) {
+    let Conn::Plain(stream) = conn else { return };
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(HyperIo::new(stream), service_fn(proxy::handle))
+        .with_upgrades()
+        .await;
+}
+
+/// Answers any request with a head promising 1000 bytes, sends 10 and
+/// closes: a connection that breaks mid-body.
+async fn drop_mid_body_reply(conn: Conn) {
+    let Conn::Plain(mut stream) = conn else { return };
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match futures_lite::AsyncReadExt::read(&mut stream, &mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789";
+    let _ = futures_lite::AsyncWriteExt::write_all(&mut stream, reply).await;
+}
+
+async fn echo(conn: Conn) {
+    match conn {
+        Conn::Plain(stream) => {
+            let _ = futures_lite::io::copy(stream.clone(), stream).await;
+        }
+        Conn::Tls(stream) => {
+            let (reader, mut writer) = futures_lite::io::split(stream);
+            let _ = futures_lite::io::copy(reader, &mut writer).await;
+        }
+    }
+}
+

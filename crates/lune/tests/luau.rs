@@ -19,7 +19,11 @@ use libtest_mimic::{Arguments, Failed, Trial};
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
 
 fn main() {
-    let args = Arguments::from_args();
+    let mut args = Arguments::from_args();
+    // Scripts mostly wait on sockets, so run more of them than there are cores.
+    if args.test_threads.is_none() {
+        args.test_threads = Some(4);
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let root = root.canonicalize().expect("the workspace root exists");
     let fixtures = lune_test_fixtures::start().expect("the test fixture servers start");

@@ -1,5 +1,5 @@
-//! The generated `types/` stay in step with each library's `types.d.luau`,
-//! and every definition file passes Luau's own analyzer in strict mode.
+//! The generated `types/` stay in step with each library's `types.d.luau`
+//! (the analyzer check lives in the `lune-typecheck` crate).
 
 use std::path::{Path, PathBuf};
 
@@ -21,18 +21,4 @@ fn generated_types_are_fresh() {
         stale.is_empty(),
         "types/ is stale for {stale:?} - run `cargo run -- setup` (or scripts/gen-types.sh) and commit types/"
     );
-}
-
-#[test]
-fn generated_types_pass_the_analyzer() {
-    let mut failures = Vec::new();
-    for lib in lune_std::LIBRARIES {
-        let mut checker = luau_analyze::Checker::new().expect("the Luau analyzer starts");
-        let source = (lib.typedefs)();
-        let result = checker.check(&source).expect("the analyzer runs");
-        for diagnostic in result.errors() {
-            failures.push(format!("types/{}.luau: {diagnostic:?}", lib.name));
-        }
-    }
-    assert!(failures.is_empty(), "type errors:\n{}", failures.join("\n"));
 }

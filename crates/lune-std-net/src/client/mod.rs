@@ -22,7 +22,6 @@ use self::{
     connect::ConnectError,
     pool::{Origin, Pool, Sender},
 };
-use crate::rt::SendExecutor;
 
 /// Bodies this large are decompressed off the Luau thread.
 const BLOCKING_DECOMPRESS_THRESHOLD: usize = 256 * 1024;
@@ -101,10 +100,8 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    pub(crate) fn new(exec: SendExecutor) -> Self {
-        Self {
-            pool: Pool::new(exec),
-        }
+    pub(crate) fn new() -> Self {
+        Self { pool: Pool::new() }
     }
 
     /// Sends the request, following redirects, within the timeout if set.

@@ -62,14 +62,12 @@ struct State {
 /// The client's connection pool, owned by the Luau thread.
 pub(crate) struct Pool {
     state: RefCell<State>,
-    exec: SendExecutor,
 }
 
 impl Pool {
-    pub(crate) fn new(exec: SendExecutor) -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             state: RefCell::default(),
-            exec,
         }
     }
 
@@ -166,12 +164,12 @@ impl Pool {
         let handshake_failed =
             |e: hyper::Error| ConnectError::Proxy(format!("HTTP handshake failed: {e}"));
         if stream.is_h2() {
-            let (sender, conn) = http2::Builder::new(self.exec.clone())
+            let (sender, conn) = http2::Builder::new(SendExecutor)
                 .timer(HyperTimer::new())
                 .handshake(HyperIo::new(stream))
                 .await
                 .map_err(handshake_failed)?;
-            self.exec.spawn_detached(async move {
+            SendExecutor.spawn_detached(async move {
                 let _ = conn.await;
             });
             self.state
@@ -184,7 +182,7 @@ impl Pool {
                 .handshake(HyperIo::new(stream))
                 .await
                 .map_err(handshake_failed)?;
-            self.exec.spawn_detached(async move {
+            SendExecutor.spawn_detached(async move {
                 let _ = conn.await;
             });
             Ok(Sender::H1(sender))

@@ -64,14 +64,11 @@ pub(crate) struct Listener {
     bound: SocketAddr,
     accepted: Receiver<Stream>,
     stop: std::cell::RefCell<Option<Sender<()>>>,
+    loop_ended: Receiver<()>,
 }
 
 /// Binds and starts accepting in the background.
-pub(crate) async fn listen(
-    exec: &SendExecutor,
-    port: u16,
-    config: ListenConfig,
-) -> LuaResult<Listener> {
+pub(crate) async fn listen(port: u16, config: ListenConfig) -> LuaResult<Listener> {
     let addr = SocketAddr::new(config.address, port);
     let listener = TcpListener::bind(addr)
         .await
@@ -79,8 +76,10 @@ pub(crate) async fn listen(
     let bound = listener.local_addr()?;
     let (accepted_tx, accepted) = async_channel::bounded(BACKLOG);
     let (stop, stopped) = async_channel::bounded::<()>(1);
-    let exec_inner = exec.clone();
-    exec.spawn_detached(async move {
+    // Dropped when the accept loop ends, which tells `close` the socket is gone.
+    let (loop_alive, loop_ended) = async_channel::bounded::<()>(1);
+    SendExecutor.spawn_detached(async move {
+        let _alive = loop_alive;
         loop {
             let next = futures_lite::future::or(async { Some(listener.accept().await) }, async {
                 let _ = stopped.recv().await;
@@ -106,7 +105,7 @@ pub(crate) async fn listen(
                 Some(acceptor) => {
                     let acceptor = acceptor.clone();
                     let accepted_tx = accepted_tx.clone();
-                    exec_inner.spawn_detached(async move {
+                    SendExecutor.spawn_detached(async move {
                         let handshake = futures_lite::future::or(
                             async { acceptor.accept(tcp).await.ok() },
                             async {
@@ -126,12 +125,14 @@ pub(crate) async fn listen(
         bound,
         accepted,
         stop: std::cell::RefCell::new(Some(stop)),
+        loop_ended,
     })
 }
 
 impl Listener {
+    /// Stops accepting. Dropping the stop sender ends the accept loop, which
+    /// drops the socket.
     fn close(&self) {
-        // Dropping the stop sender ends the accept loop, which drops the socket.
         self.stop.borrow_mut().take();
         self.accepted.close();
     }
@@ -152,8 +153,10 @@ impl LuaUserData for Listener {
                 Err(_) => Ok(None),
             }
         });
-        methods.add_method("close", |_, this, ()| {
+        methods.add_async_method("close", |_, this, ()| async move {
             this.close();
+            // Once this returns, connecting to the port is refused.
+            let _ = this.loop_ended.recv().await;
             Ok(())
         });
         methods.add_meta_method(LuaMetaMethod::ToString, |_, this, ()| {
