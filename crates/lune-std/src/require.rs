@@ -24,7 +24,14 @@ return function(path)
 	if type(path) ~= "string" then
 		error("require expects a string path, got " .. typeof(path), 2)
 	end
-	return impl(debug.info(2, "s"), path)
+	-- Resolve against the nearest Luau caller, skipping C functions such as pcall.
+	local level = 2
+	local source = debug.info(level, "s")
+	while source == "[C]" do
+		level += 1
+		source = debug.info(level, "s")
+	end
+	return impl(source or "", path)
 end
 "#;
 
@@ -69,9 +76,12 @@ async fn require(lua: &Lua, cache: &SharedCache, source: &str, path: &str) -> Lu
             let cache_ref = cache.borrow();
             match cache_ref.modules.get(&file) {
                 Some(Entry::Loaded(value)) => return Ok(value.clone()),
-                Some(Entry::Loading { ancestors, done }) => {
+                Some(Entry::Loading { done, .. }) => {
+                    // A cycle: the target is the requiring module itself or one
+                    // of the modules whose loading led to it. Otherwise another
+                    // thread is loading it, and this one waits.
                     let caller_chain = chain_of(&cache_ref, &caller);
-                    if caller_chain.contains(&file) || ancestors.contains(&caller) {
+                    if caller == file || caller_chain.contains(&file) {
                         return Err(LuaError::runtime(format!(
                             "Require cycle detected: '{}' requires '{}', which is still loading",
                             caller.display(),

@@ -36,8 +36,8 @@ pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + 'static> Transport for T {}
 
 struct Inner<S> {
-    sender: Mutex<WebSocketSender<S>>,
-    receiver: Mutex<WebSocketReceiver<S>>,
+    sender: Mutex<Option<WebSocketSender<S>>>,
+    receiver: Mutex<Option<WebSocketReceiver<S>>>,
     close_code: Cell<Option<u16>>,
     closed: Event,
     protocol: Option<String>,
@@ -53,8 +53,8 @@ impl<S: Transport> WebSocket<S> {
         let (sender, receiver) = stream.split();
         Self {
             inner: Rc::new(Inner {
-                sender: Mutex::new(sender),
-                receiver: Mutex::new(receiver),
+                sender: Mutex::new(Some(sender)),
+                receiver: Mutex::new(Some(receiver)),
                 close_code: Cell::new(None),
                 closed: Event::new(),
                 protocol,
@@ -88,8 +88,16 @@ impl<S: Transport> WebSocket<S> {
             code: CloseCode::from(code),
             reason: reason.into(),
         };
-        let mut sender = self.inner.sender.lock().await;
-        let _ = sender.send(Message::Close(Some(frame))).await;
+        if let Some(sender) = self.inner.sender.lock().await.as_mut() {
+            let _ = sender.send(Message::Close(Some(frame))).await;
+        }
+    }
+
+    /// Drops the connection: after the peer closed, or after a protocol error
+    /// where the peer's remaining data must not be read.
+    async fn drop_transport(&self) {
+        self.inner.sender.lock().await.take();
+        self.inner.receiver.lock().await.take();
     }
 
     async fn next_message(&self) -> LuaResult<Option<Bytes>> {
@@ -99,7 +107,10 @@ impl<S: Transport> WebSocket<S> {
             }
             let listener = self.inner.closed.listen();
             let mut receiver = self.inner.receiver.lock().await;
-            let received = futures_lite::future::or(async { Some(receiver.next().await) }, async {
+            let Some(stream) = receiver.as_mut() else {
+                return Ok(None);
+            };
+            let received = futures_lite::future::or(async { Some(stream.next().await) }, async {
                 listener.await;
                 None
             })
@@ -114,15 +125,30 @@ impl<S: Transport> WebSocket<S> {
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                 Some(Ok(Message::Close(frame))) => {
                     self.mark_closed(frame.map_or(1005, |f| u16::from(f.code)));
+                    // Let tungstenite send its close reply, then hang up.
+                    futures_lite::future::or(
+                        async {
+                            let _ = stream.next().await;
+                        },
+                        async {
+                            async_io::Timer::after(std::time::Duration::from_secs(1)).await;
+                        },
+                    )
+                    .await;
+                    drop(receiver);
+                    self.drop_transport().await;
                     return Ok(None);
                 }
                 Some(Err(tungstenite::Error::Capacity(_))) => {
                     drop(receiver);
                     self.close(1009, "Message too big").await;
+                    self.drop_transport().await;
                     return Ok(None);
                 }
                 Some(Err(_)) | None => {
+                    drop(receiver);
                     self.mark_closed(1006);
+                    self.drop_transport().await;
                     return Ok(None);
                 }
             }
@@ -136,9 +162,13 @@ impl<S: Transport> WebSocket<S> {
             )));
         }
         let mut sender = self.inner.sender.lock().await;
-        if let Err(e) = sender.send(message).await {
+        let Some(sink) = sender.as_mut() else {
+            return Err(LuaError::runtime("WebSocket is closed - cannot send"));
+        };
+        if let Err(e) = sink.send(message).await {
             drop(sender);
             self.mark_closed(1006);
+            self.drop_transport().await;
             return Err(LuaError::runtime(format!(
                 "WebSocket closed while sending: {e}"
             )));
