@@ -1,4 +1,4 @@
-//! `@lune/net`: an HTTP client and server, WebSockets and TCP for Luau,
+//! `@lune/net`: an HTTP client and server, `WebSocket`s and TCP for Luau,
 //! compatible with Lune's library and extended with pooling, HTTP/2,
 //! timeouts, custom trust, HTTPS serving and a TCP server.
 //!

@@ -34,19 +34,17 @@ fn io_executor() -> &'static Executor<'static> {
     })
 }
 
-/// Spawns `Send` futures on the background I/O thread.
+/// Runs `fut` to completion on the background I/O thread.
+pub(crate) fn spawn<F>(fut: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    io_executor().spawn(fut).detach();
+}
+
+/// hyper's executor for `Send` futures: the background I/O thread.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct SendExecutor;
-
-impl SendExecutor {
-    /// Runs `fut` to completion in the background.
-    pub(crate) fn spawn_detached<F>(self, fut: F)
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        io_executor().spawn(fut).detach();
-    }
-}
 
 impl<F> hyper::rt::Executor<F> for SendExecutor
 where

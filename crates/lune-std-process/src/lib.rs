@@ -119,8 +119,8 @@ async fn exec(
         LuaValue::String(s) => Some(s.to_str()?.to_string()),
         _ => None,
     };
-    let mut command = match shell {
-        Some(shell) => {
+    let mut command = if let Some(shell) = shell {
+        {
             let mut command = Command::new(shell);
             let line = std::iter::once(program.clone())
                 .chain(params)
@@ -128,11 +128,10 @@ async fn exec(
             command.arg("-c").arg(line.join(" "));
             command
         }
-        None => {
-            let mut command = Command::new(&program);
-            command.args(params);
-            command
-        }
+    } else {
+        let mut command = Command::new(&program);
+        command.args(params);
+        command
     };
     if let Some(cwd) = options.get::<Option<String>>("cwd")? {
         command.current_dir(cwd);

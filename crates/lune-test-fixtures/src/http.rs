@@ -42,7 +42,9 @@ pub(crate) struct ConnInfo {
 }
 
 fn full(data: impl Into<Bytes>) -> Body {
-    Full::new(data.into()).map_err(|never| match never {}).boxed()
+    Full::new(data.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 fn respond(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
@@ -107,7 +109,8 @@ fn compress(kind: &str, data: &[u8]) -> io::Result<Vec<u8>> {
             e.finish()
         }
         "deflate-raw" => {
-            let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+            let mut e =
+                flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
             e.write_all(data)?;
             e.finish()
         }
@@ -125,8 +128,13 @@ fn compress(kind: &str, data: &[u8]) -> io::Result<Vec<u8>> {
 }
 
 /// Serves one request.
-pub(crate) async fn handle(request: Request<Incoming>, conn: ConnInfo) -> Result<Response<Body>, Infallible> {
-    Ok(route(request, conn).await.unwrap_or_else(|e| respond(StatusCode::BAD_REQUEST, e.to_string())))
+pub(crate) async fn handle(
+    request: Request<Incoming>,
+    conn: ConnInfo,
+) -> Result<Response<Body>, Infallible> {
+    Ok(route(request, conn)
+        .await
+        .unwrap_or_else(|e| respond(StatusCode::BAD_REQUEST, e.to_string())))
 }
 
 async fn route(request: Request<Incoming>, conn: ConnInfo) -> io::Result<Response<Body>> {
@@ -140,7 +148,12 @@ async fn route(request: Request<Incoming>, conn: ConnInfo) -> io::Result<Respons
     let response = match segments.as_slice() {
         ["echo"] => echo(request, conn).await?,
         ["echo", "raw"] => {
-            let body = request.into_body().collect().await.map_err(io::Error::other)?.to_bytes();
+            let body = request
+                .into_body()
+                .collect()
+                .await
+                .map_err(io::Error::other)?
+                .to_bytes();
             let mut response = Response::new(full(body));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -148,17 +161,22 @@ async fn route(request: Request<Incoming>, conn: ConnInfo) -> io::Result<Respons
             );
             response
         }
-        ["status", _] => match number(1).and_then(|n| StatusCode::from_u16(u16::try_from(n).ok()?).ok()) {
-            Some(status) => respond(status, Bytes::new()),
-            None => respond(StatusCode::BAD_REQUEST, "bad status"),
-        },
+        ["status", _] => {
+            match number(1).and_then(|n| StatusCode::from_u16(u16::try_from(n).ok()?).ok()) {
+                Some(status) => respond(status, Bytes::new()),
+                None => respond(StatusCode::BAD_REQUEST, "bad status"),
+            }
+        }
         [kind @ ("gzip" | "deflate" | "deflate-raw" | "br" | "zstd" | "identity")] => {
             let json = format!("{{\"compressed\":\"{kind}\"}}");
             let packed = compress(kind, json.as_bytes())?;
             let len = packed.len();
             let mut response = Response::new(full(packed));
             let map = response.headers_mut();
-            map.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            map.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             map.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
             let encoding = match *kind {
                 "gzip" => Some("gzip"),
@@ -172,7 +190,7 @@ async fn route(request: Request<Incoming>, conn: ConnInfo) -> io::Result<Respons
             }
             response
         }
-        ["redirect", _] | ["absolute-redirect", _] => {
+        ["redirect" | "absolute-redirect", _] => {
             let n = number(1).unwrap_or(0);
             if n == 0 {
                 respond(StatusCode::OK, "redirected")
@@ -213,7 +231,9 @@ async fn route(request: Request<Incoming>, conn: ConnInfo) -> io::Result<Respons
                 .step_by(16 * 1024)
                 .map(|start| Ok(Frame::data(data.slice(start..(start + 16 * 1024).min(n)))))
                 .collect();
-            Response::new(BodyExt::boxed(StreamBody::new(futures_lite::stream::iter(chunks))))
+            Response::new(BodyExt::boxed(StreamBody::new(futures_lite::stream::iter(
+                chunks,
+            ))))
         }
         ["slow", _] => {
             async_io::Timer::after(Duration::from_millis(number(1).unwrap_or(0))).await;
@@ -250,7 +270,11 @@ async fn echo(request: Request<Incoming>, conn: ConnInfo) -> io::Result<Response
             .entry(name.as_str().to_string())
             .or_insert_with(|| serde_json::Value::Array(Vec::new()));
         if let serde_json::Value::Array(values) = entry {
-            values.push(String::from_utf8_lossy(value.as_bytes()).into_owned().into());
+            values.push(
+                String::from_utf8_lossy(value.as_bytes())
+                    .into_owned()
+                    .into(),
+            );
         }
     }
     let version = match parts.version {
@@ -270,9 +294,10 @@ async fn echo(request: Request<Incoming>, conn: ConnInfo) -> io::Result<Response
         "proxied": crate::proxy::is_proxied(conn.peer),
     });
     let mut response = Response::new(full(json.to_string()));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     Ok(response)
 }
 
@@ -295,11 +320,14 @@ fn websocket(mut request: Request<Incoming>, path: &str, query: &str) -> Respons
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
-        let mut ws = WebSocketStream::from_raw_socket(FromHyper(upgraded), Role::Server, None).await;
+        let mut ws =
+            WebSocketStream::from_raw_socket(FromHyper(upgraded), Role::Server, None).await;
         match endpoint.as_str() {
             "/ws/drop" => drop(ws),
             "/ws/ping-close" => {
-                let _ = ws.send(Message::Ping(Bytes::from_static(b"are you there"))).await;
+                let _ = ws
+                    .send(Message::Ping(Bytes::from_static(b"are you there")))
+                    .await;
                 let frame = close_code.map(|code| CloseFrame {
                     code: CloseCode::from(code),
                     reason: "".into(),

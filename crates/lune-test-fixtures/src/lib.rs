@@ -50,18 +50,36 @@ pub fn start() -> io::Result<Fixtures> {
     let drop_mid_body = bind()?;
     let addr = |l: &TcpListener| l.local_addr();
     let env = vec![
-        ("LUNE_TEST_HTTP".into(), format!("http://127.0.0.1:{}", addr(&http)?.port())),
-        ("LUNE_TEST_HTTPS".into(), format!("https://localhost:{}", addr(&https)?.port())),
+        (
+            "LUNE_TEST_HTTP".into(),
+            format!("http://127.0.0.1:{}", addr(&http)?.port()),
+        ),
+        (
+            "LUNE_TEST_HTTPS".into(),
+            format!("https://localhost:{}", addr(&https)?.port()),
+        ),
         (
             "LUNE_TEST_HTTPS_UNTRUSTED".into(),
             format!("https://localhost:{}", addr(&untrusted)?.port()),
         ),
-        ("LUNE_TEST_CA_FILE".into(), ca_file.to_string_lossy().into_owned()),
+        (
+            "LUNE_TEST_CA_FILE".into(),
+            ca_file.to_string_lossy().into_owned(),
+        ),
         ("LUNE_TEST_TLS_CERT".into(), certs.for_scripts.cert.clone()),
         ("LUNE_TEST_TLS_KEY".into(), certs.for_scripts.key.clone()),
-        ("LUNE_TEST_PROXY".into(), format!("http://127.0.0.1:{}", addr(&proxy)?.port())),
-        ("LUNE_TEST_TCP_ECHO".into(), format!("127.0.0.1:{}", addr(&tcp_echo)?.port())),
-        ("LUNE_TEST_TLS_ECHO".into(), format!("localhost:{}", addr(&tls_echo)?.port())),
+        (
+            "LUNE_TEST_PROXY".into(),
+            format!("http://127.0.0.1:{}", addr(&proxy)?.port()),
+        ),
+        (
+            "LUNE_TEST_TCP_ECHO".into(),
+            format!("127.0.0.1:{}", addr(&tcp_echo)?.port()),
+        ),
+        (
+            "LUNE_TEST_TLS_ECHO".into(),
+            format!("localhost:{}", addr(&tls_echo)?.port()),
+        ),
         (
             "LUNE_TEST_HTTP_DROP".into(),
             format!("http://127.0.0.1:{}", addr(&drop_mid_body)?.port()),
@@ -69,16 +87,21 @@ pub fn start() -> io::Result<Fixtures> {
     ];
 
     let http_tls = TlsAcceptor::from(tls::server_config(&certs.server, &[b"h2", b"http/1.1"])?);
-    let untrusted_tls = TlsAcceptor::from(tls::server_config(&certs.untrusted, &[b"h2", b"http/1.1"])?);
+    let untrusted_tls =
+        TlsAcceptor::from(tls::server_config(&certs.untrusted, &[b"h2", b"http/1.1"])?);
     let echo_tls = TlsAcceptor::from(tls::server_config(&certs.server, &[])?);
 
-    rt::spawn(accept_loop(http, None, |stream, info| serve_http(stream, info)));
-    rt::spawn(accept_loop(https, Some(http_tls), |stream, info| serve_http(stream, info)));
-    rt::spawn(accept_loop(untrusted, Some(untrusted_tls), |stream, info| serve_http(stream, info)));
+    rt::spawn(accept_loop(http, None, serve_http));
+    rt::spawn(accept_loop(https, Some(http_tls), serve_http));
+    rt::spawn(accept_loop(untrusted, Some(untrusted_tls), serve_http));
     rt::spawn(accept_loop(proxy, None, |stream, _| serve_proxy(stream)));
     rt::spawn(accept_loop(tcp_echo, None, |stream, _| echo(stream)));
-    rt::spawn(accept_loop(tls_echo, Some(echo_tls), |stream, _| echo(stream)));
-    rt::spawn(accept_loop(drop_mid_body, None, |stream, _| drop_mid_body_reply(stream)));
+    rt::spawn(accept_loop(tls_echo, Some(echo_tls), |stream, _| {
+        echo(stream)
+    }));
+    rt::spawn(accept_loop(drop_mid_body, None, |stream, _| {
+        drop_mid_body_reply(stream)
+    }));
     Ok(Fixtures { env })
 }
 
@@ -145,14 +168,18 @@ async fn serve_http(conn: Conn, info: ConnInfo) {
     }
     let builder = hyper::server::conn::http1::Builder::new();
     let _ = match conn {
-        Conn::Plain(stream) => builder
-            .serve_connection(HyperIo::new(stream), service)
-            .with_upgrades()
-            .await,
-        Conn::Tls(stream) => builder
-            .serve_connection(HyperIo::new(stream), service)
-            .with_upgrades()
-            .await,
+        Conn::Plain(stream) => {
+            builder
+                .serve_connection(HyperIo::new(stream), service)
+                .with_upgrades()
+                .await
+        }
+        Conn::Tls(stream) => {
+            builder
+                .serve_connection(HyperIo::new(stream), service)
+                .with_upgrades()
+                .await
+        }
     };
 }
 
@@ -167,7 +194,9 @@ async fn serve_proxy(conn: Conn) {
 /// Answers any request with a head promising 1000 bytes, sends 10 and
 /// closes: a connection that breaks mid-body.
 async fn drop_mid_body_reply(conn: Conn) {
-    let Conn::Plain(mut stream) = conn else { return };
+    let Conn::Plain(mut stream) = conn else {
+        return;
+    };
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -191,4 +220,3 @@ async fn echo(conn: Conn) {
         }
     }
 }
-

@@ -42,7 +42,11 @@ async fn connect(authority: &str) -> io::Result<TcpStream> {
 }
 
 fn failure(status: StatusCode, message: String) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(message)).map_err(|n| match n {}).boxed());
+    let mut response = Response::new(
+        Full::new(Bytes::from(message))
+            .map_err(|n| match n {})
+            .boxed(),
+    );
     *response.status_mut() = status;
     response
 }
@@ -57,7 +61,10 @@ pub(crate) async fn handle(request: Request<Incoming>) -> Result<Response<Body>,
 
 async fn forward(mut request: Request<Incoming>) -> io::Result<Response<Body>> {
     let Some(authority) = request.uri().authority().map(ToString::to_string) else {
-        return Ok(failure(StatusCode::BAD_REQUEST, "proxy requests need an absolute url".into()));
+        return Ok(failure(
+            StatusCode::BAD_REQUEST,
+            "proxy requests need an absolute url".into(),
+        ));
     };
     if request.method() == http::Method::CONNECT {
         let upstream = connect(&authority).await?;
@@ -73,7 +80,9 @@ async fn forward(mut request: Request<Incoming>) -> io::Result<Response<Body>> {
                 .await;
             }
         });
-        return Ok(Response::new(Full::new(Bytes::new()).map_err(|n| match n {}).boxed()));
+        return Ok(Response::new(
+            Full::new(Bytes::new()).map_err(|n| match n {}).boxed(),
+        ));
     }
     let upstream = connect(&authority).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(HyperIo::new(upstream))
@@ -87,12 +96,18 @@ async fn forward(mut request: Request<Incoming>) -> io::Result<Response<Body>> {
         .path_and_query()
         .map_or_else(|| "/".to_string(), ToString::to_string);
     *request.uri_mut() = path.parse().map_err(io::Error::other)?;
-    let response = sender.send_request(request).await.map_err(io::Error::other)?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(io::Error::other)?;
     let (mut parts, body) = response.into_parts();
     parts
         .headers
         .insert("x-lune-test-proxy", HeaderValue::from_static("forwarded"));
-    Ok(Response::from_parts(parts, body.map_err(io::Error::other).boxed()))
+    Ok(Response::from_parts(
+        parts,
+        body.map_err(io::Error::other).boxed(),
+    ))
 }
 
 async fn copy_and_close(

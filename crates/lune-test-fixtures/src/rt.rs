@@ -65,7 +65,11 @@ impl<T: hyper::rt::Read + Unpin> futures_lite::AsyncRead for FromHyper<T> {
 }
 
 impl<T: hyper::rt::Write + Unpin> futures_lite::AsyncWrite for FromHyper<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.0).poll_write(cx, buf)
     }
 

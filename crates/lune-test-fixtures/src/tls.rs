@@ -31,7 +31,8 @@ pub(crate) fn generate() -> io::Result<Certificates> {
     ca_params
         .distinguished_name
         .push(DnType::CommonName, "Lune Test CA");
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().map_err(err)?).map_err(err)?;
+    let ca =
+        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().map_err(err)?).map_err(err)?;
     let leaf = |signed: bool| -> io::Result<Pem> {
         let params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
             .map_err(err)?;
@@ -60,12 +61,13 @@ pub(crate) fn server_config(pem: &Pem, alpn: &[&[u8]]) -> io::Result<Arc<ServerC
         .collect::<Result<Vec<_>, _>>()
         .map_err(err)?;
     let key = PrivateKeyDer::from_pem_slice(pem.key.as_bytes()).map_err(err)?;
-    let mut config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(err)?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(err)?;
+    let mut config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(err)?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(err)?;
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
 }

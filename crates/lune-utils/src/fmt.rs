@@ -174,7 +174,7 @@ fn write_table(
     let len = table.raw_len();
     let is_array = len == entries.len();
     if !is_array {
-        entries.sort_by(|(a, _), (b, _)| sort_key(a).cmp(&sort_key(b)));
+        entries.sort_by_key(|(key, _)| sort_key(key));
     }
     let pad = INDENT.repeat(depth + 1);
     out.push_str("{\n");

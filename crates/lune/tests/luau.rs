@@ -1,5 +1,5 @@
-//! Runs every `tests/**/*.luau` script through the `lune` binary as its own
-//! named test case. Files and folders whose names start with `_` are helper
+//! Runs every `tests/**/*.luau` script and every `examples/*.luau` through
+//! the `lune` binary as its own named test case. Files and folders whose names start with `_` are helper
 //! modules, not tests. A script passes when it exits with code 0.
 //!
 //! Local fixture servers (HTTP, HTTPS with a CA made here, HTTP/2, a proxy,
@@ -34,15 +34,18 @@ fn main() {
     env.push(("LUNE_BIN".into(), env!("CARGO_BIN_EXE_lune").into()));
     let env = Arc::new(env);
 
+    // Test scripts are named by their path below tests/; examples run as
+    // tests too, named examples/<name>.
     let mut scripts = Vec::new();
     discover(&root.join("tests"), &mut scripts);
+    discover(&root.join("examples"), &mut scripts);
     scripts.sort();
     let trials = scripts
         .into_iter()
         .map(|script| {
-            let name = script
-                .strip_prefix(root.join("tests"))
-                .unwrap_or(&script)
+            let relative = script.strip_prefix(&root).unwrap_or(&script);
+            let relative = relative.strip_prefix("tests").unwrap_or(relative);
+            let name = relative
                 .with_extension("")
                 .to_string_lossy()
                 .replace('\\', "/");

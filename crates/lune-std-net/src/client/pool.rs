@@ -22,7 +22,7 @@ use super::{
     tls::Alpn,
 };
 use crate::{
-    rt::{HyperIo, HyperTimer, SendExecutor},
+    rt::{self, HyperIo, HyperTimer, SendExecutor},
     shared::stream::Stream,
 };
 
@@ -169,7 +169,7 @@ impl Pool {
                 .handshake(HyperIo::new(stream))
                 .await
                 .map_err(handshake_failed)?;
-            SendExecutor.spawn_detached(async move {
+            rt::spawn(async move {
                 let _ = conn.await;
             });
             self.state
@@ -182,7 +182,7 @@ impl Pool {
                 .handshake(HyperIo::new(stream))
                 .await
                 .map_err(handshake_failed)?;
-            SendExecutor.spawn_detached(async move {
+            rt::spawn(async move {
                 let _ = conn.await;
             });
             Ok(Sender::H1(sender))

@@ -1,4 +1,4 @@
-//! `net.tcp.connect`: the shared connect path, returning a TcpStream.
+//! `net.tcp.connect`: the shared connect path, returning a `TcpStream`.
 
 use mlua::prelude::*;
 

@@ -13,7 +13,7 @@ use mlua::prelude::*;
 
 use super::config::{parse_address, server_tls_with_alpn};
 use crate::{
-    rt::SendExecutor,
+    rt,
     shared::{stream::Stream, tcp::TcpStream},
 };
 
@@ -78,7 +78,7 @@ pub(crate) async fn listen(port: u16, config: ListenConfig) -> LuaResult<Listene
     let (stop, stopped) = async_channel::bounded::<()>(1);
     // Dropped when the accept loop ends, which tells `close` the socket is gone.
     let (loop_alive, loop_ended) = async_channel::bounded::<()>(1);
-    SendExecutor.spawn_detached(async move {
+    rt::spawn(async move {
         let _alive = loop_alive;
         loop {
             let next = futures_lite::future::or(async { Some(listener.accept().await) }, async {
@@ -105,7 +105,7 @@ pub(crate) async fn listen(port: u16, config: ListenConfig) -> LuaResult<Listene
                 Some(acceptor) => {
                     let acceptor = acceptor.clone();
                     let accepted_tx = accepted_tx.clone();
-                    SendExecutor.spawn_detached(async move {
+                    rt::spawn(async move {
                         let handshake = futures_lite::future::or(
                             async { acceptor.accept(tcp).await.ok() },
                             async {

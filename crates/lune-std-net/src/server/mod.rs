@@ -190,7 +190,7 @@ async fn serve_connection(
         let conn = http2::Builder::new(exec)
             .timer(HyperTimer::new())
             .serve_connection(HyperIo::new(stream), service);
-        drive(conn, shutdown, |c| c.graceful_shutdown()).await;
+        drive(conn, shutdown, http2::Connection::graceful_shutdown).await;
     } else {
         let conn = http1::Builder::new()
             .timer(HyperTimer::new())
@@ -198,7 +198,12 @@ async fn serve_connection(
             .keep_alive(true)
             .serve_connection(HyperIo::new(stream), service)
             .with_upgrades();
-        drive(conn, shutdown, |c| c.graceful_shutdown()).await;
+        drive(
+            conn,
+            shutdown,
+            http1::UpgradeableConnection::graceful_shutdown,
+        )
+        .await;
     }
 }
 

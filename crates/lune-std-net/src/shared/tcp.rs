@@ -1,4 +1,4 @@
-//! The TcpStream object Luau sees, for connected and accepted streams alike.
+//! The `TcpStream` object Luau sees, for connected and accepted streams alike.
 //!
 //! The stream is split into read and write halves, each behind its own async
 //! lock, so reads and writes may run at the same time on different Luau
