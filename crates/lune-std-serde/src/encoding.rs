@@ -84,7 +84,8 @@ pub(crate) fn decode(lua: &Lua, (name, input): (String, LuaValue)) -> LuaResult<
         Format::Json => serde_json::from_slice(&bytes).map_err(|e| fail(e.to_string()))?,
         Format::Jsonc => {
             let text = std::str::from_utf8(&bytes).map_err(|e| fail(e.to_string()))?;
-            serde_json::from_str(&strip_jsonc(text)).map_err(|e| fail(e.to_string()))?
+            serde_json::from_str(&lune_utils::jsonc::strip(text))
+                .map_err(|e| fail(e.to_string()))?
         }
         Format::Toml => {
             let text = std::str::from_utf8(&bytes).map_err(|e| fail(e.to_string()))?;
@@ -93,95 +94,4 @@ pub(crate) fn decode(lua: &Lua, (name, input): (String, LuaValue)) -> LuaResult<
         Format::Yaml => serde_yaml::from_slice(&bytes).map_err(|e| fail(e.to_string()))?,
     };
     lua.to_value_with(&value, to_luau_options())
-}
-
-/// Removes `//` and `/* */` comments and trailing commas, keeping line
-/// breaks so error positions still point at the right line.
-pub(crate) fn strip_jsonc(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    let mut in_string = false;
-    while i < bytes.len() {
-        let c = bytes[i];
-        if in_string {
-            if c == b'\\' && i + 1 < bytes.len() {
-                out.push_str(&text[i..i + 2]);
-                i += 2;
-                continue;
-            }
-            if c == b'"' {
-                in_string = false;
-            }
-            let len = utf8_len(c);
-            out.push_str(&text[i..i + len]);
-            i += len;
-            continue;
-        }
-        match c {
-            b'"' => {
-                in_string = true;
-                out.push('"');
-                i += 1;
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'/') => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                i += 2;
-                while i < bytes.len() && !(bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/')) {
-                    if bytes[i] == b'\n' {
-                        out.push('\n');
-                    }
-                    i += 1;
-                }
-                i += 2;
-            }
-            b',' => {
-                let rest = text[i + 1..].trim_start();
-                if !(rest.starts_with('}') || rest.starts_with(']')) {
-                    out.push(',');
-                }
-                i += 1;
-            }
-            _ => {
-                let len = utf8_len(c);
-                out.push_str(&text[i..(i + len).min(text.len())]);
-                i += len;
-            }
-        }
-    }
-    out
-}
-
-fn utf8_len(first: u8) -> usize {
-    match first {
-        0xf0..=0xff => 4,
-        0xe0..=0xef => 3,
-        0xc0..=0xdf => 2,
-        _ => 1,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::strip_jsonc;
-
-    #[test]
-    fn comments_and_trailing_commas() {
-        let text = "{\n // line\n \"a\": 1, /* block */ \"b\": [1, 2,],\n}";
-        let value: serde_json::Value = serde_json::from_str(&strip_jsonc(text)).unwrap();
-        assert_eq!(value["a"], 1);
-        assert_eq!(value["b"][1], 2);
-    }
-
-    #[test]
-    fn strings_keep_their_contents() {
-        let text = r#"{"url": "http://x/y // not a comment", "q": "a,]"}"#;
-        let value: serde_json::Value = serde_json::from_str(&strip_jsonc(text)).unwrap();
-        assert_eq!(value["url"], "http://x/y // not a comment");
-        assert_eq!(value["q"], "a,]");
-    }
 }

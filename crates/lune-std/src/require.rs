@@ -233,7 +233,7 @@ fn find_alias(dir: &Path, alias: &str) -> Result<PathBuf, String> {
     while let Some(d) = current {
         let rc = d.join(".luaurc");
         if let Ok(text) = std::fs::read_to_string(&rc) {
-            let config: serde_json::Value = serde_json::from_str(&strip_jsonc(&text))
+            let config: serde_json::Value = serde_json::from_str(&lune_utils::jsonc::strip(&text))
                 .map_err(|e| format!("Invalid .luaurc at '{}': {e}", rc.display()))?;
             if let Some(aliases) = config.get("aliases").and_then(|a| a.as_object()) {
                 let found = aliases
@@ -251,74 +251,4 @@ fn find_alias(dir: &Path, alias: &str) -> Result<PathBuf, String> {
         "Unknown require alias '@{alias}' - no .luaurc above '{}' defines it",
         display_path(dir)
     ))
-}
-
-/// Removes `//` and `/* */` comments and trailing commas, which `.luaurc` allows.
-fn strip_jsonc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    let mut in_string = false;
-    while let Some(c) = chars.next() {
-        if in_string {
-            out.push(c);
-            if c == '\\' {
-                if let Some(n) = chars.next() {
-                    out.push(n);
-                }
-            } else if c == '"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match (c, chars.peek()) {
-            ('"', _) => {
-                in_string = true;
-                out.push(c);
-            }
-            ('/', Some('/')) => {
-                for n in chars.by_ref() {
-                    if n == '\n' {
-                        out.push('\n');
-                        break;
-                    }
-                }
-            }
-            ('/', Some('*')) => {
-                chars.next();
-                let mut prev = ' ';
-                for n in chars.by_ref() {
-                    if prev == '*' && n == '/' {
-                        break;
-                    }
-                    prev = n;
-                }
-            }
-            (',', _) => {
-                let rest: String = chars.clone().collect();
-                let next = rest.trim_start().chars().next();
-                if !matches!(next, Some('}' | ']')) {
-                    out.push(c);
-                }
-            }
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::strip_jsonc;
-
-    #[test]
-    fn luaurc_comments_and_trailing_commas() {
-        let text = "{ // c\n \"aliases\": { \"a\": \"./x\", /* b */ },\n}";
-        let value: serde_json::Value = serde_json::from_str(&strip_jsonc(text)).unwrap();
-        assert_eq!(value["aliases"]["a"], "./x");
-    }
-
-    #[test]
-    fn strings_keep_slashes() {
-        assert_eq!(strip_jsonc("\"a//b\""), "\"a//b\"");
-    }
 }

@@ -5,6 +5,7 @@
 use mlua::prelude::*;
 
 pub mod fmt;
+pub mod jsonc;
 
 /// The arguments given to the script after its path (`lune run script a b`),
 /// stored as Lua app data by the runtime before libraries are loaded.
