@@ -1,6 +1,7 @@
 //! Reference servers and clients in plain Rust on one executor thread:
 //!
-//! - `bench-ref http <port>`: hyper HTTP/1.1 hello world (keep-alive)
+//! - `bench-ref http <port>`: hyper HTTP/1.1 hello world (keep-alive);
+//!   `/__connections` answers how many connections it has accepted
 //! - `bench-ref ws <port>`: async-tungstenite echo server
 //! - `bench-ref tcp-sink <port>`: reads and discards everything
 //! - `bench-ref http-client <url> <requests> <workers>`: keep-alive GETs, prints req/s
