@@ -73,15 +73,22 @@ async fn bind(port: &str) -> Result<TcpListener, String> {
 
 async fn http_server(exec: &Rc<LocalExecutor<'_>>, port: &str) -> Result<(), String> {
     let listener = bind(port).await?;
+    let accepted = Rc::new(std::cell::Cell::new(0u64));
     loop {
         let (stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
         let _ = stream.set_nodelay(true);
+        accepted.set(accepted.get() + 1);
+        let accepted = accepted.clone();
         exec.spawn(async move {
-            let service = hyper::service::service_fn(|_req| async {
-                Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(
-                    b"Hello, World!",
-                ))))
-            });
+            let service =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let body = if req.uri().path() == "/__connections" {
+                        Bytes::from(accepted.get().to_string())
+                    } else {
+                        Bytes::from_static(b"Hello, World!")
+                    };
+                    async move { Ok::<_, Infallible>(http::Response::new(Full::new(body))) }
+                });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(FuturesIo::new(stream), service)
                 .await;

@@ -62,12 +62,19 @@ struct State {
 /// The client's connection pool, owned by the Luau thread.
 pub(crate) struct Pool {
     state: RefCell<State>,
+    idle_timeout: Duration,
 }
 
 impl Pool {
     pub(crate) fn new() -> Self {
+        Self::with_idle_timeout(IDLE_TIMEOUT)
+    }
+
+    /// A pool whose idle connections expire after `idle_timeout`.
+    pub(crate) fn with_idle_timeout(idle_timeout: Duration) -> Self {
         Self {
             state: RefCell::default(),
+            idle_timeout,
         }
     }
 
@@ -141,7 +148,8 @@ impl Pool {
                 let mut state = self.state.borrow_mut();
                 let idle = state.idle.get_mut(origin)?;
                 let now = Instant::now();
-                idle.retain(|(s, since)| !s.is_closed() && now - *since < IDLE_TIMEOUT);
+                let timeout = self.idle_timeout;
+                idle.retain(|(s, since)| !s.is_closed() && now - *since < timeout);
                 idle.pop()
             };
             let (mut sender, _) = candidate?;
@@ -187,5 +195,68 @@ impl Pool {
             });
             Ok(Sender::H1(sender))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+
+    use super::{Origin, Pool, Sender};
+
+    /// GET `/conn` from the fixture server; returns the id of the connection
+    /// that served it, and gives the connection back to the pool.
+    async fn connection_id(pool: &Pool, origin: &Origin) -> String {
+        let checkout = pool.checkout(origin).await.expect("connects");
+        let Sender::H1(mut sender) = checkout.sender else {
+            panic!("plain http is HTTP/1.1");
+        };
+        let request = http::Request::get("/conn")
+            .header("host", "127.0.0.1")
+            .body(Full::new(Bytes::new()))
+            .expect("a valid request");
+        let response = sender.send_request(request).await.expect("a response");
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("a body")
+            .to_bytes();
+        pool.checkin(origin.clone(), sender);
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
+    #[test]
+    fn idle_connections_are_reused_then_expire() {
+        let fixtures = lune_test_fixtures::start().expect("fixtures start");
+        let http = fixtures
+            .env()
+            .into_iter()
+            .find(|(k, _)| k == "LUNE_TEST_HTTP")
+            .map(|(_, v)| v)
+            .expect("the http fixture");
+        let port: u16 = http
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a port");
+        let origin = Origin {
+            https: false,
+            host: "127.0.0.1".into(),
+            port,
+            proxy: None,
+        };
+        async_io::block_on(async {
+            let pool = Pool::with_idle_timeout(Duration::from_millis(100));
+            let first = connection_id(&pool, &origin).await;
+            let second = connection_id(&pool, &origin).await;
+            assert_eq!(first, second, "a fresh idle connection is reused");
+            async_io::Timer::after(Duration::from_millis(250)).await;
+            let third = connection_id(&pool, &origin).await;
+            assert_ne!(second, third, "an expired idle connection is not reused");
+        });
     }
 }

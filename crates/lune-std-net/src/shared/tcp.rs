@@ -141,8 +141,11 @@ impl LuaUserData for TcpStream {
             }
         });
         methods.add_async_method("write", |_, this, data: LuaValue| async move {
-            let data = bytes_from_lua(&data, "TCP data")?;
-            this.write(&data).await
+            match &data {
+                // Lua strings are immutable: write straight from Lua's memory.
+                LuaValue::String(s) => this.write(&s.as_bytes()).await,
+                other => this.write(&bytes_from_lua(other, "TCP data")?).await,
+            }
         });
         methods.add_async_method("close", |_, this, ()| async move {
             this.close().await;
