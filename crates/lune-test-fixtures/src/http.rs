@@ -13,7 +13,13 @@ use async_tungstenite::{
     tungstenite::{
         Message,
         handshake::derive_accept_key,
-        protocol::{CloseFrame, Role, frame::coding::CloseCode},
+        protocol::{
+            CloseFrame, Role,
+            frame::{
+                Frame as WsFrame,
+                coding::{CloseCode, Data, OpCode},
+            },
+        },
     },
 };
 use bytes::Bytes;
@@ -301,7 +307,10 @@ async fn echo(request: Request<Incoming>, conn: ConnInfo) -> io::Result<Response
     Ok(response)
 }
 
-/// `/ws/echo`, `/ws/greet`, `/ws/ping-close?code=N`, `/ws/drop`.
+/// `/ws/echo`, `/ws/greet`, `/ws/ping-close?code=N`, `/ws/drop`,
+/// `/ws/fragmented` (one text message in three frames, with a ping between
+/// them) and `/ws/ping` (pings, and says `pong received` once the client
+/// answered).
 fn websocket(mut request: Request<Incoming>, path: &str, query: &str) -> Response<Body> {
     let Some(key) = request.headers().get(header::SEC_WEBSOCKET_KEY).cloned() else {
         return respond(StatusCode::BAD_REQUEST, "not a WebSocket request");
@@ -324,6 +333,51 @@ fn websocket(mut request: Request<Incoming>, path: &str, query: &str) -> Respons
             WebSocketStream::from_raw_socket(FromHyper(upgraded), Role::Server, None).await;
         match endpoint.as_str() {
             "/ws/drop" => drop(ws),
+            "/ws/fragmented" => {
+                let frames = [
+                    WsFrame::message(
+                        Bytes::from_static(b"hello "),
+                        OpCode::Data(Data::Text),
+                        false,
+                    ),
+                    WsFrame::ping(Bytes::from_static(b"mid-message")),
+                    WsFrame::message(
+                        Bytes::from_static(b"fragmented "),
+                        OpCode::Data(Data::Continue),
+                        false,
+                    ),
+                    WsFrame::message(
+                        Bytes::from_static(b"world"),
+                        OpCode::Data(Data::Continue),
+                        true,
+                    ),
+                ];
+                for frame in frames {
+                    if ws.send(Message::Frame(frame)).await.is_err() {
+                        return;
+                    }
+                }
+                while let Some(Ok(_)) = ws.next().await {}
+            }
+            "/ws/ping" => {
+                if ws
+                    .send(Message::Ping(Bytes::from_static(b"check")))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                while let Some(Ok(message)) = ws.next().await {
+                    if let Message::Pong(payload) = message {
+                        let reply = if payload.as_ref() == b"check" {
+                            "pong received"
+                        } else {
+                            "wrong pong payload"
+                        };
+                        let _ = ws.send(Message::text(reply)).await;
+                    }
+                }
+            }
             "/ws/ping-close" => {
                 let _ = ws
                     .send(Message::Ping(Bytes::from_static(b"are you there")))

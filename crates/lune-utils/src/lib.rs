@@ -16,6 +16,15 @@ pub struct ScriptArgs(pub Vec<String>);
 /// default `User-Agent` of `net.request`.
 pub const RUNTIME_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// A value's type as Luau names it: whole numbers are `number`, not `integer`.
+#[must_use]
+pub fn type_name(value: &LuaValue) -> &'static str {
+    match value {
+        LuaValue::Integer(_) | LuaValue::Number(_) => "number",
+        other => other.type_name(),
+    }
+}
+
 /// Builds a Luau table one entry at a time, for module tables and results.
 pub struct TableBuilder {
     lua: Lua,

@@ -54,7 +54,7 @@ impl FromLua for RequestConfig {
             other => {
                 return Err(LuaError::runtime(format!(
                     "net.request expects a url string or a params table, got {}",
-                    other.type_name()
+                    lune_utils::type_name(&other)
                 )));
             }
         };
@@ -64,7 +64,7 @@ impl FromLua for RequestConfig {
             other => {
                 return Err(LuaError::runtime(format!(
                     "Invalid 'url' - expected a string, got {}",
-                    other.type_name()
+                    lune_utils::type_name(&other)
                 )));
             }
         };
@@ -74,7 +74,7 @@ impl FromLua for RequestConfig {
             other => {
                 return Err(LuaError::runtime(format!(
                     "Invalid 'method' - expected a string, got {}",
-                    other.type_name()
+                    lune_utils::type_name(&other)
                 )));
             }
         };
@@ -115,7 +115,7 @@ fn optional_table(table: &LuaTable, key: &str) -> LuaResult<Option<LuaTable>> {
         LuaValue::Table(t) => Ok(Some(t)),
         other => Err(LuaError::runtime(format!(
             "Invalid '{key}' - expected a table, got {}",
-            other.type_name()
+            lune_utils::type_name(&other)
         ))),
     }
 }
@@ -128,7 +128,7 @@ fn read_options(options: &LuaTable) -> LuaResult<RequestOptions> {
             LuaValue::Boolean(b) => Ok(b),
             other => Err(LuaError::runtime(format!(
                 "Invalid option '{key}' - expected a boolean, got {}",
-                other.type_name()
+                lune_utils::type_name(&other)
             ))),
         }
     };
@@ -166,6 +166,6 @@ fn describe(value: &LuaValue) -> String {
     match value {
         LuaValue::Integer(n) => n.to_string(),
         LuaValue::Number(n) => n.to_string(),
-        other => other.type_name().to_string(),
+        other => lune_utils::type_name(&other).to_string(),
     }
 }

@@ -40,7 +40,7 @@ impl FromLua for TcpConfig {
             }
             other => Err(LuaError::runtime(format!(
                 "Invalid TCP config - expected a boolean or a table {{ tls?, ttl? }}, got {}",
-                other.type_name()
+                lune_utils::type_name(&other)
             ))),
         }
     }

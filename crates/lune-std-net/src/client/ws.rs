@@ -19,7 +19,7 @@ impl SocketConfig {
         let LuaValue::String(url) = url else {
             return Err(LuaError::runtime(format!(
                 "net.socket expects a url string, got {}",
-                url.type_name()
+                lune_utils::type_name(&url)
             )));
         };
         let mut config = Self {

@@ -40,7 +40,7 @@ impl FromLua for ServeConfig {
             other => {
                 return Err(LuaError::runtime(format!(
                     "net.serve expects a handler function or a config table, got {}",
-                    other.type_name()
+                    lune_utils::type_name(&other)
                 )));
             }
         };
@@ -57,7 +57,7 @@ impl FromLua for ServeConfig {
             other => {
                 return Err(LuaError::runtime(format!(
                     "Invalid 'address' - expected a string, got {}",
-                    other.type_name()
+                    lune_utils::type_name(&other)
                 )));
             }
         }
@@ -75,7 +75,7 @@ impl FromLua for ServeConfig {
             other => {
                 return Err(LuaError::runtime(format!(
                     "Invalid 'tls' - expected a table {{ cert, key }}, got {}",
-                    other.type_name()
+                    lune_utils::type_name(&other)
                 )));
             }
         }
@@ -95,7 +95,7 @@ fn optional_function(table: &LuaTable, key: &str) -> LuaResult<Option<LuaFunctio
         LuaValue::Function(f) => Ok(Some(f)),
         other => Err(LuaError::runtime(format!(
             "Invalid '{key}' - expected a function, got {}",
-            other.type_name()
+            lune_utils::type_name(&other)
         ))),
     }
 }
@@ -109,7 +109,7 @@ fn positive_number(table: &LuaTable, key: &str) -> LuaResult<Option<f64>> {
             "Invalid '{key}' - expected a positive number, got {}",
             other
                 .to_string()
-                .unwrap_or_else(|_| other.type_name().to_string())
+                .unwrap_or_else(|_| lune_utils::type_name(&other).to_string())
         ))),
     }
 }

@@ -38,7 +38,7 @@ impl FromLua for ListenConfig {
             other => {
                 return Err(LuaError::runtime(format!(
                     "Invalid listen config - expected a table {{ address?, tls? }}, got {}",
-                    other.type_name()
+                    lune_utils::type_name(&other)
                 )));
             }
         };

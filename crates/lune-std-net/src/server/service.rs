@@ -306,7 +306,7 @@ fn response_from_lua(value: LuaValue) -> LuaResult<HttpResponse> {
                 other => {
                     return Err(LuaError::runtime(format!(
                         "'status' must be a number, got {}",
-                        other.type_name()
+                        lune_utils::type_name(&other)
                     )));
                 }
             };
@@ -320,7 +320,7 @@ fn response_from_lua(value: LuaValue) -> LuaResult<HttpResponse> {
                 other => {
                     return Err(LuaError::runtime(format!(
                         "'headers' must be a table, got {}",
-                        other.type_name()
+                        lune_utils::type_name(&other)
                     )));
                 }
             };
@@ -334,7 +334,7 @@ fn response_from_lua(value: LuaValue) -> LuaResult<HttpResponse> {
         }
         other => Err(LuaError::runtime(format!(
             "expected a string, buffer or table {{ status?, headers?, body? }}, got {}",
-            other.type_name()
+            lune_utils::type_name(&other)
         ))),
     }
 }

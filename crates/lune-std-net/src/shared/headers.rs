@@ -19,7 +19,7 @@ pub(crate) fn read_multi_map(
         let LuaValue::String(name) = key else {
             return Err(LuaError::runtime(format!(
                 "Invalid {what} name - expected a string, got {}",
-                key.type_name()
+                lune_utils::type_name(&key)
             )));
         };
         let bad_value = |got: &str| {
@@ -33,12 +33,12 @@ pub(crate) fn read_multi_map(
                 for value in values.sequence_values::<LuaValue>() {
                     match value? {
                         LuaValue::String(s) => pairs.push((name.clone(), s)),
-                        other => return Err(bad_value(other.type_name())),
+                        other => return Err(bad_value(lune_utils::type_name(&other))),
                     }
                 }
             }
             LuaValue::String(s) => pairs.push((name, s)),
-            other => return Err(bad_value(other.type_name())),
+            other => return Err(bad_value(lune_utils::type_name(&other))),
         }
     }
     Ok(pairs)

@@ -119,7 +119,7 @@ fn read_size(size: Option<LuaValue>) -> LuaResult<usize> {
             "Invalid read size {} - expected a positive number",
             other
                 .to_string()
-                .unwrap_or_else(|_| other.type_name().to_string())
+                .unwrap_or_else(|_| lune_utils::type_name(&other).to_string())
         ))),
     }
 }

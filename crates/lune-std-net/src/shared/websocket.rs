@@ -221,7 +221,7 @@ impl<S: Transport> LuaUserData for WebSocket<S> {
                         "Invalid close code {} - expected a whole number from 1000 to 4999",
                         other
                             .to_string()
-                            .unwrap_or_else(|_| other.type_name().to_string())
+                            .unwrap_or_else(|_| lune_utils::type_name(&other).to_string())
                     )));
                 }
             };
