@@ -75,7 +75,7 @@ pub(crate) fn decode(lua: &Lua, (name, input): (String, LuaValue)) -> LuaResult<
         other => {
             return Err(LuaError::runtime(format!(
                 "Failed to decode {name}: expected a string or buffer, got {}",
-                lune_utils::type_name(&other)
+                lune_utils::type_name(other)
             )));
         }
     };

@@ -48,7 +48,7 @@ fn input_bytes(value: &LuaValue, what: &str) -> LuaResult<Vec<u8>> {
         LuaValue::Buffer(b) => Ok(b.to_vec()),
         other => Err(LuaError::runtime(format!(
             "Invalid {what} input - expected a string or buffer, got {}",
-            lune_utils::type_name(&other)
+            lune_utils::type_name(other)
         ))),
     }
 }

@@ -166,6 +166,6 @@ fn describe(value: &LuaValue) -> String {
     match value {
         LuaValue::Integer(n) => n.to_string(),
         LuaValue::Number(n) => n.to_string(),
-        other => lune_utils::type_name(&other).to_string(),
+        other => lune_utils::type_name(other).to_string(),
     }
 }

@@ -18,7 +18,7 @@ pub(crate) fn bytes_from_lua(value: &LuaValue, what: &str) -> LuaResult<Bytes> {
         LuaValue::Buffer(b) => Ok(Bytes::from(b.to_vec())),
         other => Err(LuaError::runtime(format!(
             "Invalid {what} - expected a string or buffer, got {}",
-            lune_utils::type_name(&other)
+            lune_utils::type_name(other)
         ))),
     }
 }
