@@ -23,12 +23,8 @@ pub(crate) fn inject(lua: &Lua) -> LuaResult<()> {
         "print",
         lua.create_function(|_, args: LuaMultiValue| {
             let colors = std::io::stdout().is_terminal();
-            let mut text = pretty_format_multi_value(&args, colors);
-            text.push('\n');
-            let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes())?;
-            out.flush()?;
-            Ok(())
+            let text = pretty_format_multi_value(&args, colors);
+            write_line(&mut std::io::stdout().lock(), &text)
         })?,
     )?;
     globals.raw_set(
@@ -40,12 +36,16 @@ pub(crate) fn inject(lua: &Lua) -> LuaResult<()> {
             } else {
                 "[WARN] "
             };
-            let text = format!("{prefix}{}\n", pretty_format_multi_value(&args, colors));
-            let mut err = std::io::stderr().lock();
-            err.write_all(text.as_bytes())?;
-            err.flush()?;
-            Ok(())
+            let text = format!("{prefix}{}", pretty_format_multi_value(&args, colors));
+            write_line(&mut std::io::stderr().lock(), &text)
         })?,
     )?;
+    Ok(())
+}
+
+fn write_line(out: &mut impl Write, text: &str) -> LuaResult<()> {
+    out.write_all(text.as_bytes())?;
+    out.write_all(b"\n")?;
+    out.flush()?;
     Ok(())
 }

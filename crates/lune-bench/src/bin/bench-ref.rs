@@ -127,80 +127,100 @@ async fn tcp_sink(exec: &Rc<LocalExecutor<'_>>, port: &str) -> Result<(), String
     }
 }
 
+/// A URL's parsed form and its `host:port`.
+fn parse_url(url: &str) -> Result<(http::Uri, String), String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| e.to_string())?;
+    let authority = uri
+        .authority()
+        .map(ToString::to_string)
+        .ok_or("url needs a host")?;
+    Ok((uri, authority))
+}
+
+/// One keep-alive HTTP/1.1 connection that GETs one path.
+struct Http1 {
+    sender: hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+    authority: String,
+    path: String,
+}
+
+impl Http1 {
+    async fn connect(
+        exec: &LocalExecutor<'_>,
+        authority: &str,
+        path: &str,
+    ) -> Result<Self, String> {
+        let stream = TcpStream::connect(authority)
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = hyper::client::conn::http1::handshake(FuturesIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+        exec.spawn(async move {
+            let _ = conn.await;
+        })
+        .detach();
+        Ok(Self {
+            sender,
+            authority: authority.to_string(),
+            path: path.to_string(),
+        })
+    }
+
+    async fn get(&mut self) -> Result<(), String> {
+        let request = http::Request::get(self.path.as_str())
+            .header("host", &self.authority)
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| e.to_string())?;
+        let response = self
+            .sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
 async fn http_client(
     exec: &Rc<LocalExecutor<'_>>,
     url: &str,
     requests: usize,
     workers: usize,
 ) -> Result<(), String> {
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| e.to_string())?;
-    let authority = uri
-        .authority()
-        .map(ToString::to_string)
-        .ok_or("url needs a host")?;
+    let (uri, authority) = parse_url(url)?;
+    let workers = workers.max(1);
+    let per_worker = requests / workers;
     let start = Instant::now();
-    let per_worker = requests / workers.max(1);
     let mut tasks = Vec::new();
-    for _ in 0..workers.max(1) {
-        let authority = authority.clone();
-        let uri = uri.clone();
+    for _ in 0..workers {
+        let mut client = Http1::connect(exec, &authority, uri.path()).await?;
         tasks.push(exec.spawn(async move {
-            let stream = TcpStream::connect(&authority)
-                .await
-                .map_err(|e| e.to_string())?;
-            let _ = stream.set_nodelay(true);
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(FuturesIo::new(stream))
-                .await
-                .map_err(|e| e.to_string())?;
-            let conn_task = async move {
-                let _ = conn.await;
-            };
-            let requests = async move {
-                for _ in 0..per_worker {
-                    let request = http::Request::get(uri.path())
-                        .header("host", &authority)
-                        .body(Empty::<Bytes>::new())
-                        .map_err(|e| e.to_string())?;
-                    let response = sender
-                        .send_request(request)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    response
-                        .into_body()
-                        .collect()
-                        .await
-                        .map_err(|e| e.to_string())?;
-                }
-                Ok::<_, String>(())
-            };
-            futures_lite::future::or(
-                async {
-                    conn_task.await;
-                    Err("connection closed".to_string())
-                },
-                requests,
-            )
-            .await
+            for _ in 0..per_worker {
+                client.get().await?;
+            }
+            Ok::<_, String>(())
         }));
     }
     for task in tasks {
         task.await?;
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    println!("{:.1}", (per_worker * workers.max(1)) as f64 / elapsed);
+    println!(
+        "{:.1}",
+        (per_worker * workers) as f64 / start.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
 async fn ws_client(url: &str, messages: usize) -> Result<(), String> {
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| e.to_string())?;
-    let authority = uri
-        .authority()
-        .map(ToString::to_string)
-        .ok_or("url needs a host")?;
+    let (_, authority) = parse_url(url)?;
     let stream = TcpStream::connect(&authority)
         .await
         .map_err(|e| e.to_string())?;
@@ -245,64 +265,26 @@ async fn load(
     connections: usize,
     seconds: f64,
 ) -> Result<(), String> {
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| e.to_string())?;
-    let authority = uri
-        .authority()
-        .map(ToString::to_string)
-        .ok_or("url needs a host")?;
+    let (uri, authority) = parse_url(url)?;
     let warmup = std::time::Duration::from_secs_f64((seconds / 5.0).min(1.0));
     let measure = std::time::Duration::from_secs_f64(seconds);
-    let start = Instant::now();
-    let measure_from = start + warmup;
+    let measure_from = Instant::now() + warmup;
     let measure_until = measure_from + measure;
     let mut tasks = Vec::new();
     for _ in 0..connections {
-        let authority = authority.clone();
-        let path = uri.path().to_string();
+        let mut client = Http1::connect(exec, &authority, uri.path()).await?;
         tasks.push(exec.spawn(async move {
             let mut latencies = Vec::new();
-            let stream = TcpStream::connect(&authority)
-                .await
-                .map_err(|e| e.to_string())?;
-            let _ = stream.set_nodelay(true);
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(FuturesIo::new(stream))
-                .await
-                .map_err(|e| e.to_string())?;
-            let requests = async {
-                loop {
-                    let sent = Instant::now();
-                    if sent >= measure_until {
-                        return Ok::<_, String>(());
-                    }
-                    let request = http::Request::get(path.as_str())
-                        .header("host", &authority)
-                        .body(Empty::<Bytes>::new())
-                        .map_err(|e| e.to_string())?;
-                    let response = sender
-                        .send_request(request)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    response
-                        .into_body()
-                        .collect()
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    if sent >= measure_from {
-                        latencies.push(sent.elapsed());
-                    }
+            loop {
+                let sent = Instant::now();
+                if sent >= measure_until {
+                    return Ok::<_, String>(latencies);
                 }
-            };
-            futures_lite::future::or(
-                async {
-                    let _ = conn.await;
-                    Err("connection closed".to_string())
-                },
-                requests,
-            )
-            .await?;
-            Ok::<_, String>(latencies)
+                client.get().await?;
+                if sent >= measure_from {
+                    latencies.push(sent.elapsed());
+                }
+            }
         }));
     }
     let mut all = Vec::new();

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method};
 use mlua::prelude::*;
 
-use crate::shared::{body::body_from_lua, headers};
+use crate::shared::{body::body_from_lua, fields::optional, headers};
 
 /// Everything `net.request` was asked to do.
 pub(crate) struct RequestConfig {
@@ -38,7 +38,7 @@ impl Default for RequestOptions {
 }
 
 impl FromLua for RequestConfig {
-    fn from_lua(value: LuaValue, _: &Lua) -> LuaResult<Self> {
+    fn from_lua(value: LuaValue, lua: &Lua) -> LuaResult<Self> {
         let table = match value {
             LuaValue::String(url) => {
                 return Ok(Self {
@@ -78,13 +78,13 @@ impl FromLua for RequestConfig {
                 )));
             }
         };
-        let query = headers::read_multi_map(optional_table(&table, "query")?, "query")?
+        let query = headers::read_multi_map(optional(lua, &table, "query", "a table")?, "query")?
             .into_iter()
             .map(|(k, v)| (k.to_string_lossy(), v.to_string_lossy()))
             .collect();
-        let headers = headers::read_headers(optional_table(&table, "headers")?)?;
+        let headers = headers::read_headers(optional(lua, &table, "headers", "a table")?)?;
         let body = body_from_lua(table.get("body")?, "body")?;
-        let options = match optional_table(&table, "options")? {
+        let options = match optional::<LuaTable>(lua, &table, "options", "a table")? {
             Some(options) => read_options(&options)?,
             None => RequestOptions::default(),
         };
@@ -107,17 +107,6 @@ pub(crate) fn parse_method(text: &str) -> LuaResult<Method> {
             "Invalid method '{text}' - expected an HTTP token such as GET or POST"
         ))
     })
-}
-
-fn optional_table(table: &LuaTable, key: &str) -> LuaResult<Option<LuaTable>> {
-    match table.get::<LuaValue>(key)? {
-        LuaValue::Nil => Ok(None),
-        LuaValue::Table(t) => Ok(Some(t)),
-        other => Err(LuaError::runtime(format!(
-            "Invalid '{key}' - expected a table, got {}",
-            lune_utils::type_name(&other)
-        ))),
-    }
 }
 
 fn read_options(options: &LuaTable) -> LuaResult<RequestOptions> {

@@ -6,6 +6,8 @@ use mlua::prelude::*;
 use rustls::ServerConfig;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 
+use crate::shared::fields::optional;
+
 /// Requests with bodies larger than this get 413 unless `maxBodySize` says otherwise.
 pub(crate) const DEFAULT_MAX_BODY_SIZE: usize = 128 * 1024 * 1024;
 /// Connections that do not finish sending request headers within this are closed.
@@ -22,7 +24,7 @@ pub(crate) struct ServeConfig {
 }
 
 impl FromLua for ServeConfig {
-    fn from_lua(value: LuaValue, _: &Lua) -> LuaResult<Self> {
+    fn from_lua(value: LuaValue, lua: &Lua) -> LuaResult<Self> {
         let mut config = Self {
             address: IpAddr::from([127, 0, 0, 1]),
             handle_request: None,
@@ -44,8 +46,8 @@ impl FromLua for ServeConfig {
                 )));
             }
         };
-        config.handle_request = optional_function(&table, "handleRequest")?;
-        config.handle_web_socket = optional_function(&table, "handleWebSocket")?;
+        config.handle_request = optional(lua, &table, "handleRequest", "a function")?;
+        config.handle_web_socket = optional(lua, &table, "handleWebSocket", "a function")?;
         if config.handle_request.is_none() && config.handle_web_socket.is_none() {
             return Err(LuaError::runtime(
                 "net.serve config needs 'handleRequest' or 'handleWebSocket' (a function)",
@@ -86,17 +88,6 @@ impl FromLua for ServeConfig {
             config.header_timeout = Duration::from_secs_f64(secs);
         }
         Ok(config)
-    }
-}
-
-fn optional_function(table: &LuaTable, key: &str) -> LuaResult<Option<LuaFunction>> {
-    match table.get::<LuaValue>(key)? {
-        LuaValue::Nil => Ok(None),
-        LuaValue::Function(f) => Ok(Some(f)),
-        other => Err(LuaError::runtime(format!(
-            "Invalid '{key}' - expected a function, got {}",
-            lune_utils::type_name(&other)
-        ))),
     }
 }
 

@@ -6,10 +6,9 @@ pub(crate) mod config;
 pub(crate) mod listener;
 mod service;
 
-use std::{cell::Cell, net::SocketAddr, rc::Rc, time::Duration};
+use std::{net::SocketAddr, rc::Rc, time::Duration};
 
 use async_net::TcpListener;
-use event_listener::Event;
 use futures_lite::future;
 use futures_rustls::TlsAcceptor;
 use hyper::server::conn::{http1, http2};
@@ -20,7 +19,7 @@ use mlua_luau_scheduler::LuaSpawnExt;
 use self::{config::ServeConfig, service::Service};
 use crate::{
     rt::{HyperIo, HyperTimer, LocalExecutor},
-    shared::stream::Stream,
+    shared::{signal::Signal, stream::Stream},
 };
 
 /// How long in-flight requests may take to finish after `stop`.
@@ -28,54 +27,14 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long a client may take to complete the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Signals the accept loop and every connection to shut down.
+/// How a server stops: `stop` fires `stopped`, which ends the accept loop and
+/// shuts connections down gracefully; the accept loop fires
+/// `listener_closed` once the socket is gone, which `stop` waits for so that
+/// new connections are refused as soon as it returns.
 #[derive(Default)]
 pub(crate) struct Shutdown {
-    stopped: Cell<bool>,
-    event: Event,
-    listener_closed: Cell<bool>,
-    listener_closed_event: Event,
-}
-
-impl Shutdown {
-    /// Waits until the accept loop has dropped the listening socket, so that
-    /// once `stop` returns new connections are refused.
-    async fn wait_listener_closed(&self) {
-        loop {
-            if self.listener_closed.get() {
-                return;
-            }
-            let listener = self.listener_closed_event.listen();
-            if self.listener_closed.get() {
-                return;
-            }
-            listener.await;
-        }
-    }
-
-    fn mark_listener_closed(&self) {
-        self.listener_closed.set(true);
-        self.listener_closed_event.notify(usize::MAX);
-    }
-
-    fn trigger(&self) {
-        self.stopped.set(true);
-        self.event.notify(usize::MAX);
-    }
-
-    /// Resolves once `trigger` was called.
-    pub(crate) async fn wait(&self) {
-        loop {
-            if self.stopped.get() {
-                return;
-            }
-            let listener = self.event.listen();
-            if self.stopped.get() {
-                return;
-            }
-            listener.await;
-        }
-    }
+    stopped: Signal,
+    listener_closed: Signal,
 }
 
 /// Binds `port`, starts serving in the background, and returns the handle.
@@ -109,13 +68,13 @@ fn handle(lua: &Lua, bound: SocketAddr, shutdown: Rc<Shutdown>) -> LuaResult<Lua
         .with_async_function("stop", move |_, _: LuaMultiValue| {
             let shutdown = shutdown.clone();
             async move {
-                if shutdown.stopped.get() {
+                if shutdown.stopped.is_set() {
                     return Err(LuaError::runtime(
                         "Server already stopped - stop was called more than once",
                     ));
                 }
-                shutdown.trigger();
-                shutdown.wait_listener_closed().await;
+                shutdown.stopped.fire();
+                shutdown.listener_closed.wait().await;
                 Ok(())
             }
         })?
@@ -132,14 +91,14 @@ async fn accept_loop(
 ) {
     loop {
         let accepted = future::or(async { Some(listener.accept().await) }, async {
-            shutdown.wait().await;
+            shutdown.stopped.wait().await;
             None
         })
         .await;
         let (tcp, peer) = match accepted {
             None => {
                 drop(listener);
-                shutdown.mark_listener_closed();
+                shutdown.listener_closed.fire();
                 return;
             }
             Some(Ok(pair)) => pair,
@@ -213,7 +172,7 @@ where
 {
     let mut conn = std::pin::pin!(conn);
     let finished = future::or(async { Some(conn.as_mut().await) }, async {
-        shutdown.wait().await;
+        shutdown.stopped.wait().await;
         None
     })
     .await;

@@ -1,8 +1,10 @@
 //! The types Luau sees, shared by the client and the server.
 
 pub(crate) mod body;
+pub(crate) mod fields;
 pub(crate) mod headers;
 pub(crate) mod response;
+pub(crate) mod signal;
 pub(crate) mod stream;
 pub(crate) mod tcp;
 pub(crate) mod websocket;

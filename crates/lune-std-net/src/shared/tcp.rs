@@ -4,17 +4,16 @@
 //! lock, so reads and writes may run at the same time on different Luau
 //! threads. `close` wakes a waiting `read`, which then returns nil.
 
-use std::{cell::Cell, net::SocketAddr, rc::Rc};
+use std::{net::SocketAddr, rc::Rc};
 
 use async_lock::Mutex;
-use event_listener::Event;
 use futures_lite::{
     AsyncReadExt, AsyncWriteExt,
     io::{ReadHalf, WriteHalf},
 };
 use mlua::prelude::*;
 
-use super::{body::bytes_from_lua, stream::Stream};
+use super::{body::bytes_from_lua, signal::Signal, stream::Stream};
 
 /// `read()` without a size reads at most this much.
 const DEFAULT_READ_SIZE: usize = 64 * 1024;
@@ -22,8 +21,7 @@ const DEFAULT_READ_SIZE: usize = 64 * 1024;
 struct Inner {
     reader: Mutex<Option<ReadHalf<Stream>>>,
     writer: Mutex<Option<WriteHalf<Stream>>>,
-    closed: Cell<bool>,
-    close_event: Event,
+    closed: Signal,
     local: SocketAddr,
     remote: SocketAddr,
 }
@@ -43,8 +41,7 @@ impl TcpStream {
             inner: Rc::new(Inner {
                 reader: Mutex::new(Some(reader)),
                 writer: Mutex::new(Some(writer)),
-                closed: Cell::new(false),
-                close_event: Event::new(),
+                closed: Signal::default(),
                 local,
                 remote,
             }),
@@ -52,17 +49,16 @@ impl TcpStream {
     }
 
     async fn read(&self, size: usize) -> LuaResult<Option<Vec<u8>>> {
-        if self.inner.closed.get() {
+        if self.inner.closed.is_set() {
             return Ok(None);
         }
-        let listener = self.inner.close_event.listen();
         let mut reader = self.inner.reader.lock().await;
         let Some(half) = reader.as_mut() else {
             return Ok(None);
         };
         let mut buf = vec![0u8; size];
         let read = futures_lite::future::or(async { Some(half.read(&mut buf).await) }, async {
-            listener.await;
+            self.inner.closed.wait().await;
             None
         })
         .await;
@@ -81,7 +77,7 @@ impl TcpStream {
 
     async fn write(&self, data: &[u8]) -> LuaResult<()> {
         let closed = || LuaError::runtime("TCP stream is closed - cannot write");
-        if self.inner.closed.get() {
+        if self.inner.closed.is_set() {
             return Err(closed());
         }
         let mut writer = self.inner.writer.lock().await;
@@ -99,10 +95,10 @@ impl TcpStream {
     }
 
     async fn close(&self) {
-        if self.inner.closed.replace(true) {
+        if self.inner.closed.is_set() {
             return;
         }
-        self.inner.close_event.notify(usize::MAX);
+        self.inner.closed.fire();
         if let Some(mut half) = self.inner.writer.lock().await.take() {
             let _ = half.close().await;
         }

@@ -15,11 +15,10 @@ use async_tungstenite::{
     },
 };
 use bytes::Bytes;
-use event_listener::Event;
 use futures_lite::{AsyncRead, AsyncWrite, StreamExt};
 use mlua::prelude::*;
 
-use super::body::bytes_from_lua;
+use super::{body::bytes_from_lua, signal::Signal};
 
 /// The largest message accepted before the socket closes with 1009.
 pub(crate) const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
@@ -39,7 +38,7 @@ struct Inner<S> {
     sender: Mutex<Option<WebSocketSender<S>>>,
     receiver: Mutex<Option<WebSocketReceiver<S>>>,
     close_code: Cell<Option<u16>>,
-    closed: Event,
+    closed: Signal,
     protocol: Option<String>,
 }
 
@@ -56,7 +55,7 @@ impl<S: Transport> WebSocket<S> {
                 sender: Mutex::new(Some(sender)),
                 receiver: Mutex::new(Some(receiver)),
                 close_code: Cell::new(None),
-                closed: Event::new(),
+                closed: Signal::default(),
                 protocol,
             }),
         }
@@ -74,7 +73,7 @@ impl<S: Transport> WebSocket<S> {
         if self.inner.close_code.get().is_none() {
             self.inner.close_code.set(Some(code));
         }
-        self.inner.closed.notify(usize::MAX);
+        self.inner.closed.fire();
     }
 
     /// Sends a close frame with `code` (a failure to send means the peer is gone).
@@ -105,13 +104,12 @@ impl<S: Transport> WebSocket<S> {
             if self.inner.close_code.get().is_some() {
                 return Ok(None);
             }
-            let listener = self.inner.closed.listen();
             let mut receiver = self.inner.receiver.lock().await;
             let Some(stream) = receiver.as_mut() else {
                 return Ok(None);
             };
             let received = futures_lite::future::or(async { Some(stream.next().await) }, async {
-                listener.await;
+                self.inner.closed.wait().await;
                 None
             })
             .await;
