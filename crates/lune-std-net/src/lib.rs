@@ -5,7 +5,7 @@
 //! This file is the wiring table: one thin adapter per Luau function; the
 //! work lives in `client/`, `server/`, `shared/` and `url/`.
 
-use std::{rc::Rc, sync::OnceLock};
+use std::rc::Rc;
 
 use lune_utils::TableBuilder;
 use mlua::prelude::*;
@@ -18,22 +18,9 @@ mod url;
 
 use client::{Client, config::RequestConfig};
 
-/// The second word of `_VERSION` (`<runtime>+<luau>`), used in `User-Agent`.
-fn version_word() -> &'static str {
-    static WORD: OnceLock<String> = OnceLock::new();
-    WORD.get_or_init(|| {
-        let lua = Lua::new();
-        let luau = lua
-            .globals()
-            .raw_get::<String>("_VERSION")
-            .unwrap_or_default();
-        let luau = luau.strip_prefix("Luau ").unwrap_or("unknown");
-        format!("{}+{luau}", lune_utils::RUNTIME_VERSION)
-    })
-}
-
 /// Builds the `@lune/net` table. Needs a scheduler attached to `lua`.
 pub fn module(lua: Lua) -> LuaResult<LuaTable> {
+    client::init_user_agent(&lua);
     let client = Rc::new(Client::new());
     let request = {
         let client = client.clone();

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Version, header};
 use http_body_util::{BodyExt, Full};
 use lune_std_serde::compression::{self, CompressionFormat};
+use mlua::Lua;
 use url::Url;
 
 use self::{
@@ -26,10 +27,21 @@ use self::{
 /// Bodies this large are decompressed off the Luau thread.
 const BLOCKING_DECOMPRESS_THRESHOLD: usize = 256 * 1024;
 
-/// `lune/<version>`, the default `User-Agent`.
+static USER_AGENT: OnceLock<String> = OnceLock::new();
+
+/// Sets the default `User-Agent` to `lune/<version>`, where `<version>` is
+/// the second word of `_VERSION` as the runtime set it.
+pub(crate) fn init_user_agent(lua: &Lua) {
+    USER_AGENT.get_or_init(|| {
+        let version: String = lua.globals().raw_get("_VERSION").unwrap_or_default();
+        let word = version.split_whitespace().nth(1).unwrap_or("unknown");
+        format!("lune/{word}")
+    });
+}
+
+/// The default `User-Agent`.
 pub(crate) fn user_agent() -> &'static str {
-    static AGENT: OnceLock<String> = OnceLock::new();
-    AGENT.get_or_init(|| format!("lune/{}", crate::version_word()))
+    USER_AGENT.get().map_or("lune", String::as_str)
 }
 
 /// A response as `net.request` returns it.

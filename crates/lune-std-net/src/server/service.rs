@@ -22,7 +22,7 @@ use crate::{
     rt::FuturesIo,
     shared::{
         body::bytes_from_lua,
-        headers,
+        headers, request,
         websocket::{self, WebSocket},
     },
 };
@@ -114,7 +114,7 @@ async fn handle(
         Ok(body) => body,
         Err(response) => return response,
     };
-    let table = match request_table(&inner.lua, &parts, &body, peer) {
+    let table = match request::request_table(&inner.lua, &parts, &body, peer) {
         Ok(table) => table,
         Err(e) => {
             return internal_error(&format!(
@@ -161,7 +161,7 @@ fn upgrade(
         return response;
     }
     let (parts, body) = request.into_parts();
-    let table = match request_table(lua, &parts, &[], peer) {
+    let table = match request::request_table(lua, &parts, &[], peer) {
         Ok(table) => table,
         Err(e) => {
             return internal_error(&format!(
@@ -257,33 +257,6 @@ async fn read_body(
         }
         _ => Ok(bytes),
     }
-}
-
-fn request_table(
-    lua: &Lua,
-    parts: &http::request::Parts,
-    body: &[u8],
-    peer: Option<SocketAddr>,
-) -> LuaResult<LuaTable> {
-    let table = lua.create_table_with_capacity(0, 7)?;
-    table.raw_set("method", parts.method.as_str())?;
-    let path = parts.uri.path();
-    table.raw_set("path", if path.is_empty() { "/" } else { path })?;
-    let query = parts.uri.query().unwrap_or_default();
-    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    table.raw_set(
-        "query",
-        headers::write_multi_map(lua, pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())))?,
-    )?;
-    table.raw_set("headers", headers::write_headers(lua, &parts.headers)?)?;
-    table.raw_set("body", lua.create_string(body)?)?;
-    if let Some(peer) = peer {
-        table.raw_set("ip", peer.ip().to_string())?;
-        table.raw_set("port", peer.port())?;
-    }
-    Ok(table)
 }
 
 /// A handler's return value: a string or buffer (200, `text/plain`) or a

@@ -3,6 +3,7 @@
 pub(crate) mod body;
 pub(crate) mod fields;
 pub(crate) mod headers;
+pub(crate) mod request;
 pub(crate) mod response;
 pub(crate) mod signal;
 pub(crate) mod stream;
