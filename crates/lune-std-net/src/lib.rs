@@ -37,9 +37,12 @@ pub fn module(lua: Lua) -> LuaResult<LuaTable> {
             server::serve(lua, port, config)
         })?;
     let socket = lua.create_async_function(
-        |_, (url, options): (LuaValue, Option<LuaTable>)| async move {
+        |lua, (url, options): (LuaValue, Option<LuaTable>)| async move {
             let config = client::ws::SocketConfig::from_lua_args(url, options)?;
-            client::ws::connect(config).await.map_err(LuaError::runtime)
+            let socket = client::ws::connect(config)
+                .await
+                .map_err(LuaError::runtime)?;
+            shared::websocket::into_object(&lua, socket)
         },
     )?;
     let tcp = TableBuilder::new(lua.clone())?

@@ -184,8 +184,8 @@ fn upgrade(
         .await;
         let socket = WebSocket::new(stream, None);
         let handle = socket.handle();
-        let result = match lua_inner.create_userdata(socket) {
-            Ok(userdata) => handler.call_async::<()>((userdata, table)).await,
+        let result = match websocket::into_object(&lua_inner, socket) {
+            Ok(object) => handler.call_async::<()>((object, table)).await,
             Err(e) => Err(e),
         };
         if let Err(e) = result {

@@ -20,6 +20,59 @@ use mlua::prelude::*;
 
 use super::{body::bytes_from_lua, signal::Signal};
 
+/// Wraps the socket userdata in the object scripts see. Lune 0.10 called
+/// `socket.send(msg)`, `socket.next()` and `socket.close()` with a dot, Lune
+/// 0.11 with a colon; the closures accept both by dropping a leading self.
+const OBJECT_LUAU: &str = r#"
+local socket = ...
+local object = {}
+local function withoutSelf(first, ...)
+	if first == object then
+		return ...
+	end
+	return first, ...
+end
+object.send = function(...)
+	return socket:send(withoutSelf(...))
+end
+object.next = function()
+	return socket:next()
+end
+object.close = function(...)
+	return socket:close(withoutSelf(...))
+end
+return setmetatable(object, {
+	__index = function(_, key)
+		if key == "closeCode" or key == "protocol" then
+			return socket[key]
+		end
+		return nil
+	end,
+	__tostring = function()
+		return tostring(socket)
+	end,
+	__metatable = "The metatable is locked",
+})
+"#;
+
+const OBJECT_REGISTRY_KEY: &str = "lune-net-websocket-object";
+
+/// The Luau object for `socket`: `closeCode`, `protocol`, `send`, `next`, `close`.
+pub(crate) fn into_object<S: Transport>(lua: &Lua, socket: WebSocket<S>) -> LuaResult<LuaTable> {
+    let make: LuaFunction = match lua.named_registry_value(OBJECT_REGISTRY_KEY)? {
+        LuaValue::Function(f) => f,
+        _ => {
+            let f = lua
+                .load(OBJECT_LUAU)
+                .set_name("=net.websocket")
+                .into_function()?;
+            lua.set_named_registry_value(OBJECT_REGISTRY_KEY, &f)?;
+            f
+        }
+    };
+    make.call(lua.create_userdata(socket)?)
+}
+
 /// The largest message accepted before the socket closes with 1009.
 pub(crate) const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
 
