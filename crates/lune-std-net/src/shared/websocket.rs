@@ -59,16 +59,15 @@ const OBJECT_REGISTRY_KEY: &str = "lune-net-websocket-object";
 
 /// The Luau object for `socket`: `closeCode`, `protocol`, `send`, `next`, `close`.
 pub(crate) fn into_object<S: Transport>(lua: &Lua, socket: WebSocket<S>) -> LuaResult<LuaTable> {
-    let make: LuaFunction = match lua.named_registry_value(OBJECT_REGISTRY_KEY)? {
-        LuaValue::Function(f) => f,
-        _ => {
-            let f = lua
-                .load(OBJECT_LUAU)
-                .set_name("=net.websocket")
-                .into_function()?;
-            lua.set_named_registry_value(OBJECT_REGISTRY_KEY, &f)?;
-            f
-        }
+    let make = if let LuaValue::Function(f) = lua.named_registry_value(OBJECT_REGISTRY_KEY)? {
+        f
+    } else {
+        let f = lua
+            .load(OBJECT_LUAU)
+            .set_name("=net.websocket")
+            .into_function()?;
+        lua.set_named_registry_value(OBJECT_REGISTRY_KEY, &f)?;
+        f
     };
     make.call(lua.create_userdata(socket)?)
 }
