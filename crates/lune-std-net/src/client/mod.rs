@@ -308,7 +308,11 @@ fn build_request(
         .map_err(|e| format!("Invalid request to '{url}': {e}"))?;
     let map = request.headers_mut();
     for (name, value) in headers {
-        map.append(name.clone(), value.clone());
+        // hyper frames the body itself; a script's own framing headers could
+        // only contradict it.
+        if name != header::CONTENT_LENGTH && name != header::TRANSFER_ENCODING {
+            map.append(name.clone(), value.clone());
+        }
     }
     if !is_h2 && !map.contains_key(header::HOST) {
         let host = match url.port() {

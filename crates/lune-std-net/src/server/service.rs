@@ -301,7 +301,11 @@ fn response_from_lua(value: LuaValue) -> LuaResult<HttpResponse> {
             *response.status_mut() = status;
             let map = response.headers_mut();
             for (name, value) in headers {
-                map.append(name, value);
+                // The body's length is known; hyper frames it. A handler's own
+                // framing headers could only contradict it.
+                if name != header::CONTENT_LENGTH && name != header::TRANSFER_ENCODING {
+                    map.append(name, value);
+                }
             }
             Ok(response)
         }
@@ -313,9 +317,9 @@ fn response_from_lua(value: LuaValue) -> LuaResult<HttpResponse> {
 }
 
 fn status_code(n: f64) -> LuaResult<StatusCode> {
-    if n.fract() != 0.0 || !(100.0..=999.0).contains(&n) {
+    if n.fract() != 0.0 || !(200.0..=999.0).contains(&n) {
         return Err(LuaError::runtime(format!(
-            "'status' must be a whole number from 100 to 999, got {n}"
+            "'status' must be a whole number from 200 to 999 (1xx statuses are not final responses), got {n}"
         )));
     }
     StatusCode::from_u16(n as u16)
