@@ -202,9 +202,10 @@ impl Client {
         }
     }
 
-    /// One request/response exchange with the whole body read. A reused
-    /// keep-alive connection that turns out to be closed is retried once on
-    /// a fresh connection.
+    /// One request/response exchange with the whole body read. When a reused
+    /// keep-alive connection turns out to be closed, the request goes out
+    /// again on another connection: always if it was never sent, and for
+    /// idempotent methods if the connection closed before the response.
     async fn exchange(
         &self,
         url: &Url,
@@ -249,7 +250,9 @@ impl Client {
                 Ok(response) => response,
                 Err(e)
                     if reused
-                        && (e.is_canceled() || e.is_incomplete_message() || e.is_closed()) =>
+                        && (e.is_canceled()
+                            || (method.is_idempotent()
+                                && (e.is_incomplete_message() || e.is_closed()))) =>
                 {
                     continue;
                 }

@@ -104,10 +104,12 @@ async fn accept_loop(
             Some(Ok(pair)) => pair,
             Some(Err(e)) => {
                 // Out of file descriptors and similar: report, back off, go on.
-                eprintln!(
-                    "net.serve: failed to accept a connection on {:?}: {e}",
-                    listener.local_addr()
-                );
+                match listener.local_addr() {
+                    Ok(addr) => {
+                        eprintln!("net.serve: failed to accept a connection on {addr}: {e}")
+                    }
+                    Err(_) => eprintln!("net.serve: failed to accept a connection: {e}"),
+                }
                 async_io::Timer::after(Duration::from_millis(50)).await;
                 continue;
             }
