@@ -104,12 +104,11 @@ async fn accept_loop(
             Some(Ok(pair)) => pair,
             Some(Err(e)) => {
                 // Out of file descriptors and similar: report, back off, go on.
-                match listener.local_addr() {
-                    Ok(addr) => {
-                        eprintln!("net.serve: failed to accept a connection on {addr}: {e}")
-                    }
-                    Err(_) => eprintln!("net.serve: failed to accept a connection: {e}"),
-                }
+                let on = listener
+                    .local_addr()
+                    .map(|addr| format!(" on {addr}"))
+                    .unwrap_or_default();
+                eprintln!("net.serve: failed to accept a connection{on}: {e}");
                 async_io::Timer::after(Duration::from_millis(50)).await;
                 continue;
             }
