@@ -61,15 +61,16 @@ pub fn typedefs() -> String {
 const MIN_WAIT: Duration = Duration::from_millis(1);
 
 /// Waits `seconds` (one step when absent) and returns the time waited.
+///
+/// Arguments that are not a usable duration (NaN, negative, infinite, or too
+/// large to represent) wait one step instead of failing or hanging forever,
+/// as in Lune.
 async fn wait(_: Lua, seconds: Option<f64>) -> LuaResult<f64> {
     let start = Instant::now();
-    let seconds = seconds.unwrap_or(0.0);
-    if !seconds.is_finite() {
-        return Err(LuaError::runtime(format!(
-            "task.wait expects a finite number of seconds, got {seconds}"
-        )));
-    }
-    let duration = Duration::from_secs_f64(seconds.max(0.0)).max(MIN_WAIT);
+    let duration = seconds
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .map_or(MIN_WAIT, |d| d.max(MIN_WAIT));
     Timer::after(duration).await;
     Ok(start.elapsed().as_secs_f64())
 }

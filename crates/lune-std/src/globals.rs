@@ -3,17 +3,16 @@ use std::io::{IsTerminal, Write};
 use lune_utils::fmt::pretty_format_multi_value;
 use mlua::prelude::*;
 
+/// `Lune <runtime version>+<luau release>`, the release being the `740` of
+/// Luau's own `_VERSION` (`Luau 0.740`), as Lune formats it.
 pub(crate) fn version_string(lua: &Lua) -> String {
-    let luau = lua
-        .globals()
-        .raw_get::<String>("_VERSION")
-        .unwrap_or_default();
-    let luau = luau.trim_start_matches("Lune ");
-    let luau_version = luau.strip_prefix("Luau ").map_or_else(
-        || luau.split('+').nth(1).unwrap_or("unknown").to_string(),
-        str::to_string,
-    );
-    format!("Lune {}+{luau_version}", lune_utils::RUNTIME_VERSION)
+    let luau: String = lua.globals().raw_get("_VERSION").unwrap_or_default();
+    let release = luau
+        .rsplit(['.', ' '])
+        .next()
+        .filter(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_digit()))
+        .unwrap_or("0");
+    format!("Lune {}+{release}", lune_utils::RUNTIME_VERSION)
 }
 
 pub(crate) fn inject(lua: &Lua) -> LuaResult<()> {

@@ -19,7 +19,7 @@ pub fn inject_globals(lua: &Lua) -> LuaResult<()> {
     require::inject(lua)
 }
 
-/// The value of `_VERSION`: `Lune <runtime version>+<luau version>`.
+/// The value of `_VERSION`: `Lune <runtime version>+<luau release>`.
 #[must_use]
 pub fn version_string(lua: &Lua) -> String {
     globals::version_string(lua)

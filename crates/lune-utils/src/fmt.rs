@@ -6,7 +6,8 @@ use std::{collections::HashSet, fmt::Write};
 
 use mlua::prelude::*;
 
-const MAX_DEPTH: usize = 10;
+/// Tables nested deeper than this print as `{ ... }`, as in Lune.
+const MAX_DEPTH: usize = 4;
 const INDENT: &str = "    ";
 
 const GREEN: &str = "\x1b[32m";
@@ -161,7 +162,7 @@ fn write_table(
         return;
     }
     if depth >= MAX_DEPTH {
-        paint(out, DIM, "{...}", colors);
+        paint(out, DIM, "{ ... }", colors);
         return;
     }
     let mut entries: Vec<(LuaValue, LuaValue)> =
@@ -246,6 +247,14 @@ mod tests {
             format(&lua, "{ b = { c = true }, ['not id'] = 1 }"),
             "{\n    b = {\n        c = true,\n    },\n    [\"not id\"] = 1,\n}"
         );
+    }
+
+    #[test]
+    fn deep_nesting_is_cut_after_four_levels() {
+        let lua = Lua::new();
+        let text = format(&lua, "return { a = { b = { c = { d = { 'hidden' } } } } }");
+        assert!(text.contains("d = { ... }"), "{text}");
+        assert!(!text.contains("hidden"), "{text}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::{
 use mlua::prelude::*;
 use mlua_luau_scheduler::{Functions, Scheduler};
 
-/// `<runtime version>+<luau version>`, the second word of `_VERSION`.
+/// `<runtime version>+<luau release>`, the second word of `_VERSION`.
 pub(crate) fn version() -> String {
     let lua = Lua::new();
     let full = lune_std::version_string(&lua);
