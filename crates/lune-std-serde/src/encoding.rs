@@ -30,12 +30,12 @@ fn to_luau_options() -> LuaSerializeOptions {
         .set_array_metatable(false)
 }
 
-/// How Luau values are read for encoding: keys sorted for stable output,
-/// an empty table is an empty array, functions and the like are skipped.
+/// How Luau values are read for encoding: keys in the table's own order (a
+/// decoded document encodes back in its original order, as in Lune), an empty
+/// table is an empty array, functions and the like are skipped.
 fn from_luau_options() -> LuaDeserializeOptions {
     LuaDeserializeOptions::new()
         .deny_unsupported_types(false)
-        .sort_keys(true)
         .encode_empty_tables_as_array(true)
 }
 
