@@ -80,7 +80,12 @@ impl FromLua for RequestConfig {
         };
         let query = headers::read_multi_map(optional(lua, &table, "query", "a table")?, "query")?
             .into_iter()
-            .map(|(k, v)| (k.to_string_lossy(), v.to_string_lossy()))
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy(),
+                    String::from_utf8_lossy(&v).into_owned(),
+                )
+            })
             .collect();
         let headers = headers::read_headers(optional(lua, &table, "headers", "a table")?)?;
         let body = body_from_lua(table.get("body")?, "body")?;

@@ -274,14 +274,16 @@ fn response_from_lua(value: LuaValue) -> LuaResult<HttpResponse> {
         LuaValue::Table(table) => {
             let status = match table.raw_get::<LuaValue>("status")? {
                 LuaValue::Nil => StatusCode::OK,
-                LuaValue::Integer(n) => status_code(n as f64)?,
-                LuaValue::Number(n) => status_code(n)?,
-                other => {
-                    return Err(LuaError::runtime(format!(
-                        "'status' must be a number, got {}",
-                        lune_utils::type_name(&other)
-                    )));
-                }
+                // Lune coerces numeric strings, so "404" works as well as 404.
+                other => match lua_number(&other) {
+                    Some(n) => status_code(n)?,
+                    None => {
+                        return Err(LuaError::runtime(format!(
+                            "'status' must be a number, got {}",
+                            lune_utils::type_name(&other)
+                        )));
+                    }
+                },
             };
             let body = match table.raw_get::<LuaValue>("body")? {
                 LuaValue::Nil => Bytes::new(),
@@ -313,6 +315,16 @@ fn response_from_lua(value: LuaValue) -> LuaResult<HttpResponse> {
             "expected a string, buffer or table {{ status?, headers?, body? }}, got {}",
             lune_utils::type_name(&other)
         ))),
+    }
+}
+
+/// A number, or a string that holds one.
+fn lua_number(value: &LuaValue) -> Option<f64> {
+    match value {
+        LuaValue::Integer(n) => Some(*n as f64),
+        LuaValue::Number(n) => Some(*n),
+        LuaValue::String(s) => s.to_str().ok()?.trim().parse().ok(),
+        _ => None,
     }
 }
 

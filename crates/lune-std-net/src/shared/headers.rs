@@ -4,12 +4,23 @@
 use http::{HeaderMap, HeaderName, HeaderValue};
 use mlua::prelude::*;
 
+/// A header or query value: a string, or a number written as Luau prints it
+/// (Lune accepts `{ ["X-Count"] = 5 }`).
+fn value_bytes(value: &LuaValue) -> Option<Vec<u8>> {
+    match value {
+        LuaValue::String(s) => Some(s.as_bytes().to_vec()),
+        LuaValue::Integer(n) => Some(n.to_string().into_bytes()),
+        LuaValue::Number(n) => Some(lune_utils::fmt::format_number(*n).into_bytes()),
+        _ => None,
+    }
+}
+
 /// Reads a `{ [string]: string | { string } }` table into ordered pairs, one
 /// per value. `what` names the table in error messages (`headers`, `query`).
 pub(crate) fn read_multi_map(
     table: Option<LuaTable>,
     what: &str,
-) -> LuaResult<Vec<(LuaString, LuaString)>> {
+) -> LuaResult<Vec<(LuaString, Vec<u8>)>> {
     let mut pairs = Vec::new();
     let Some(table) = table else {
         return Ok(pairs);
@@ -24,21 +35,24 @@ pub(crate) fn read_multi_map(
         };
         let bad_value = |got: &str| {
             LuaError::runtime(format!(
-                "Invalid {what} value for '{}' - expected a string or an array of strings, got {got}",
+                "Invalid {what} value for '{}' - expected a string, a number or an array of them, got {got}",
                 name.to_string_lossy()
             ))
         };
         match value {
             LuaValue::Table(values) => {
                 for value in values.sequence_values::<LuaValue>() {
-                    match value? {
-                        LuaValue::String(s) => pairs.push((name.clone(), s)),
-                        other => return Err(bad_value(lune_utils::type_name(&other))),
-                    }
+                    let value = value?;
+                    let bytes = value_bytes(&value)
+                        .ok_or_else(|| bad_value(lune_utils::type_name(&value)))?;
+                    pairs.push((name.clone(), bytes));
                 }
             }
-            LuaValue::String(s) => pairs.push((name, s)),
-            other => return Err(bad_value(lune_utils::type_name(&other))),
+            other => {
+                let bytes =
+                    value_bytes(&other).ok_or_else(|| bad_value(lune_utils::type_name(&other)))?;
+                pairs.push((name, bytes));
+            }
         }
     }
     Ok(pairs)
@@ -52,7 +66,7 @@ pub(crate) fn read_headers(table: Option<LuaTable>) -> LuaResult<Vec<(HeaderName
             let header_name = HeaderName::from_bytes(&name.as_bytes()).map_err(|_| {
                 LuaError::runtime(format!("Invalid header name '{}'", name.to_string_lossy()))
             })?;
-            let header_value = HeaderValue::from_bytes(&value.as_bytes()).map_err(|_| {
+            let header_value = HeaderValue::from_bytes(&value).map_err(|_| {
                 LuaError::runtime(format!(
                     "Invalid header value for '{}' - it contains a newline or control character",
                     name.to_string_lossy()
