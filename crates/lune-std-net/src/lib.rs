@@ -33,8 +33,10 @@ pub fn module(lua: Lua) -> LuaResult<LuaTable> {
         })?
     };
     let serve =
-        lua.create_async_function(|lua, (port, config): (u16, server::config::ServeConfig)| {
-            server::serve(lua, port, config)
+        lua.create_async_function(|lua, (port, config): (LuaValue, LuaValue)| async move {
+            let port = shared::options::port(&port, "port")?;
+            let config = server::config::ServeConfig::from_lua(config, &lua)?;
+            server::serve(lua, port, config).await
         })?;
     let socket = lua.create_async_function(
         |lua, (url, options): (LuaValue, Option<LuaTable>)| async move {
@@ -48,14 +50,16 @@ pub fn module(lua: Lua) -> LuaResult<LuaTable> {
     let tcp = TableBuilder::new(lua.clone())?
         .with_async_function(
             "connect",
-            |_, (host, port, config): (String, u16, client::tcp::TcpConfig)| async move {
+            |_, (host, port, config): (String, LuaValue, client::tcp::TcpConfig)| async move {
+                let port = shared::options::port(&port, "port")?;
                 client::tcp::connect(&host, port, config).await
             },
         )?
         .with_async_function(
             "listen",
-            |_, (port, config): (u16, server::listener::ListenConfig)| async move {
-                server::listener::listen(port, config).await
+            |lua, (port, config): (LuaValue, server::listener::ListenConfig)| async move {
+                let port = shared::options::port(&port, "port")?;
+                server::listener::listen(lua, port, config).await
             },
         )?
         .build_readonly()?;

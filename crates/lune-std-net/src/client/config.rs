@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method};
 use mlua::prelude::*;
 
-use crate::shared::{body::body_from_lua, fields::optional, headers};
+use crate::shared::{body::body_from_lua, headers, options::Options};
 
 /// Everything `net.request` was asked to do.
 pub(crate) struct RequestConfig {
@@ -24,6 +24,8 @@ pub(crate) struct RequestOptions {
     pub(crate) timeout: Option<Duration>,
     pub(crate) follow_redirects: bool,
     pub(crate) max_redirects: u32,
+    /// The most bytes a response body may have, after decompression.
+    pub(crate) max_body_size: Option<usize>,
 }
 
 impl Default for RequestOptions {
@@ -33,12 +35,13 @@ impl Default for RequestOptions {
             timeout: None,
             follow_redirects: true,
             max_redirects: 10,
+            max_body_size: None,
         }
     }
 }
 
 impl FromLua for RequestConfig {
-    fn from_lua(value: LuaValue, lua: &Lua) -> LuaResult<Self> {
+    fn from_lua(value: LuaValue, _: &Lua) -> LuaResult<Self> {
         let table = match value {
             LuaValue::String(url) => {
                 return Ok(Self {
@@ -78,7 +81,8 @@ impl FromLua for RequestConfig {
                 )));
             }
         };
-        let query = headers::read_multi_map(optional(lua, &table, "query", "a table")?, "query")?
+        let fields = Options::new(&table);
+        let query = headers::read_multi_map(fields.table("query")?, "query")?
             .into_iter()
             .map(|(k, v)| {
                 (
@@ -87,9 +91,9 @@ impl FromLua for RequestConfig {
                 )
             })
             .collect();
-        let headers = headers::read_headers(optional(lua, &table, "headers", "a table")?)?;
+        let headers = headers::read_headers(fields.table("headers")?)?;
         let body = body_from_lua(table.get("body")?, "body")?;
-        let options = match optional::<LuaTable>(lua, &table, "options", "a table")? {
+        let options = match fields.table("options")? {
             Some(options) => read_options(&options)?,
             None => RequestOptions::default(),
         };
@@ -116,50 +120,16 @@ pub(crate) fn parse_method(text: &str) -> LuaResult<Method> {
 
 fn read_options(options: &LuaTable) -> LuaResult<RequestOptions> {
     let defaults = RequestOptions::default();
-    let flag = |key: &str, default: bool| -> LuaResult<bool> {
-        match options.get::<LuaValue>(key)? {
-            LuaValue::Nil => Ok(default),
-            LuaValue::Boolean(b) => Ok(b),
-            other => Err(LuaError::runtime(format!(
-                "Invalid option '{key}' - expected a boolean, got {}",
-                lune_utils::type_name(&other)
-            ))),
-        }
-    };
-    let timeout = match options.get::<LuaValue>("timeout")? {
-        LuaValue::Nil => None,
-        LuaValue::Integer(n) if n > 0 => Some(Duration::from_secs(n as u64)),
-        LuaValue::Number(n) if n > 0.0 && n.is_finite() => Some(Duration::from_secs_f64(n)),
-        other => {
-            return Err(LuaError::runtime(format!(
-                "Invalid option 'timeout' - expected a positive number of seconds, got {}",
-                describe(&other)
-            )));
-        }
-    };
-    let max_redirects = match options.get::<LuaValue>("maxRedirects")? {
-        LuaValue::Nil => defaults.max_redirects,
-        LuaValue::Integer(n) if n >= 0 => u32::try_from(n).unwrap_or(u32::MAX),
-        LuaValue::Number(n) if n >= 0.0 && n.fract() == 0.0 => n.min(f64::from(u32::MAX)) as u32,
-        other => {
-            return Err(LuaError::runtime(format!(
-                "Invalid option 'maxRedirects' - expected a whole number of zero or more, got {}",
-                describe(&other)
-            )));
-        }
-    };
+    let options = Options::new(options);
     Ok(RequestOptions {
-        decompress: flag("decompress", defaults.decompress)?,
-        timeout,
-        follow_redirects: flag("followRedirects", defaults.follow_redirects)?,
-        max_redirects,
+        decompress: options.flag("decompress")?.unwrap_or(defaults.decompress),
+        timeout: options.seconds("timeout")?,
+        follow_redirects: options
+            .flag("followRedirects")?
+            .unwrap_or(defaults.follow_redirects),
+        max_redirects: options
+            .whole("maxRedirects", 0, u64::from(u32::MAX))?
+            .map_or(defaults.max_redirects, |n| n as u32),
+        max_body_size: options.size("maxBodySize")?,
     })
-}
-
-fn describe(value: &LuaValue) -> String {
-    match value {
-        LuaValue::Integer(n) => n.to_string(),
-        LuaValue::Number(n) => n.to_string(),
-        other => lune_utils::type_name(other).to_string(),
-    }
 }

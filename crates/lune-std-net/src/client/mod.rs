@@ -5,6 +5,7 @@ pub(crate) mod config;
 pub(crate) mod connect;
 mod pool;
 mod proxy;
+mod redirect;
 pub(crate) mod tcp;
 pub(crate) mod tls;
 pub(crate) mod ws;
@@ -61,7 +62,7 @@ pub(crate) enum RequestError {
     Http { url: String, source: hyper::Error },
     Body { url: String, source: hyper::Error },
     Timeout(Duration),
-    TooManyRedirects { max: u32, url: String },
+    Redirect(redirect::RedirectError),
     Decompress { encoding: String, source: io::Error },
 }
 
@@ -79,10 +80,7 @@ impl fmt::Display for RequestError {
                 describe_hyper(source)
             ),
             Self::Timeout(d) => write!(f, "Request timed out after {} seconds", d.as_secs_f64()),
-            Self::TooManyRedirects { max, url } => write!(
-                f,
-                "Too many redirects - stopped after following {max} (maxRedirects) at {url}"
-            ),
+            Self::Redirect(e) => write!(f, "{e}"),
             Self::Decompress { encoding, source } => {
                 write!(
                     f,
@@ -154,48 +152,17 @@ impl Client {
             let (parts, raw_body) = self
                 .exchange(&url, &method, &headers, body.clone(), options.decompress)
                 .await?;
-            let status = parts.status;
-            let location = parts
-                .headers
-                .get(header::LOCATION)
-                .and_then(|l| l.to_str().ok());
-            if let (true, true, Some(location)) =
-                (options.follow_redirects, is_redirect(status), location)
+            let policy = redirect::Policy {
+                follow: options.follow_redirects,
+                max: options.max_redirects,
+            };
+            let location = parts.headers.get(header::LOCATION);
+            if let Some(hop) = redirect::next_hop(policy, redirects, &url, parts.status, location)
+                .map_err(RequestError::Redirect)?
             {
-                if redirects >= options.max_redirects {
-                    return Err(RequestError::TooManyRedirects {
-                        max: options.max_redirects,
-                        url: url.to_string(),
-                    });
-                }
                 redirects += 1;
-                let next = url.join(location).map_err(|e| {
-                    RequestError::Url(format!(
-                        "Invalid redirect location '{location}' from {url}: {e}"
-                    ))
-                })?;
-                if !matches!(next.scheme(), "http" | "https") {
-                    return Err(RequestError::Url(format!(
-                        "Refusing to follow redirect from {url} to unsupported scheme '{}'",
-                        next.scheme()
-                    )));
-                }
-                if status.as_u16() <= 303 {
-                    method = Method::GET;
-                    body = None;
-                    headers.retain(|(name, _)| {
-                        name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH
-                    });
-                }
-                if next.origin() != url.origin() {
-                    // Credentials are for the origin they were given to.
-                    headers.retain(|(name, _)| {
-                        name != header::AUTHORIZATION
-                            && name != header::COOKIE
-                            && name != header::HOST
-                    });
-                }
-                url = next;
+                redirect::apply(&hop, &mut method, &mut body, &mut headers);
+                url = hop.url;
                 continue;
             }
             return finish(parts, raw_body, url, options.decompress).await;
@@ -273,10 +240,6 @@ impl Client {
             return Ok((parts, bytes));
         }
     }
-}
-
-fn is_redirect(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
 }
 
 /// The request as it goes on the wire: origin-form for HTTP/1.1, absolute

@@ -3,7 +3,7 @@
 use mlua::prelude::*;
 
 use super::{connect, tls::Alpn};
-use crate::shared::tcp::TcpStream;
+use crate::shared::{options::Options, tcp::TcpStream};
 
 /// `config` of `net.tcp.connect`: `true` for TLS, or `{ tls?, ttl? }`.
 pub(crate) struct TcpConfig {
@@ -20,22 +20,10 @@ impl FromLua for TcpConfig {
             }),
             LuaValue::Boolean(tls) => Ok(Self { tls, ttl: None }),
             LuaValue::Table(t) => {
-                let tls = t.get::<Option<bool>>("tls").map_err(|_| {
-                    LuaError::runtime("Invalid TCP config - 'tls' must be a boolean")
-                })?;
-                let ttl = t.get::<Option<u32>>("ttl").map_err(|_| {
-                    LuaError::runtime(
-                        "Invalid TCP config - 'ttl' must be a whole number from 0 to 255",
-                    )
-                })?;
-                if ttl.is_some_and(|ttl| ttl > 255) {
-                    return Err(LuaError::runtime(
-                        "Invalid TCP config - 'ttl' must be a whole number from 0 to 255",
-                    ));
-                }
+                let fields = Options::new(&t);
                 Ok(Self {
-                    tls: tls.unwrap_or(false),
-                    ttl,
+                    tls: fields.flag("tls")?.unwrap_or(false),
+                    ttl: fields.whole("ttl", 0, 255)?.map(|ttl| ttl as u32),
                 })
             }
             other => Err(LuaError::runtime(format!(
@@ -49,6 +37,10 @@ impl FromLua for TcpConfig {
 /// Connects to `host:port` as `config` says.
 pub(crate) async fn connect(host: &str, port: u16, config: TcpConfig) -> LuaResult<TcpStream> {
     let tcp = connect::tcp(host, port).await.map_err(LuaError::external)?;
+    let (local, remote) = tcp
+        .local_addr()
+        .and_then(|local| Ok((local, tcp.peer_addr()?)))
+        .map_err(|e| LuaError::runtime(format!("Connection to {host}:{port} failed: {e}")))?;
     if let Some(ttl) = config.ttl {
         tcp.set_ttl(ttl)?;
     }
@@ -59,5 +51,5 @@ pub(crate) async fn connect(host: &str, port: u16, config: TcpConfig) -> LuaResu
     } else {
         crate::shared::stream::Stream::Plain(tcp)
     };
-    TcpStream::new(stream).map_err(LuaError::external)
+    Ok(TcpStream::new(stream, local, remote))
 }

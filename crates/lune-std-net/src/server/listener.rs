@@ -1,24 +1,18 @@
-//! `net.tcp.listen`: a TCP (or TLS) server socket.
-//!
-//! Connections are accepted by a background task that also runs each TLS
-//! handshake in its own task, so a slow client never holds up the others;
-//! finished streams queue in a bounded channel that `accept` reads.
+//! `net.tcp.listen`: a TCP (or TLS) server socket over the shared accept
+//! path. Accepted streams queue in a bounded channel that `accept` reads;
+//! while it is full, further connections wait in the kernel's backlog.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, rc::Rc};
 
-use async_channel::{Receiver, Sender};
-use async_net::TcpListener;
+use async_channel::Receiver;
 use futures_rustls::TlsAcceptor;
 use mlua::prelude::*;
+use mlua_luau_scheduler::LuaSpawnExt;
 
-use super::config::{parse_address, server_tls_with_alpn};
-use crate::{
-    rt,
-    shared::{stream::Stream, tcp::TcpStream},
-};
+use super::accept::{self, Accepted};
+use crate::shared::{options::Options, signal::Signal, tcp::TcpStream};
 
 const BACKLOG: usize = 128;
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `net.tcp.listen(port, { address?, tls? })`.
 pub(crate) struct ListenConfig {
@@ -42,19 +36,11 @@ impl FromLua for ListenConfig {
                 )));
             }
         };
-        if let Some(address) = table.get::<Option<String>>("address")? {
-            config.address = parse_address(&address)?;
+        let fields = Options::new(&table);
+        if let Some(address) = fields.address("address")? {
+            config.address = address;
         }
-        if let Some(tls) = table.get::<Option<LuaTable>>("tls")? {
-            let cert: LuaString = tls
-                .get("cert")
-                .map_err(|_| LuaError::runtime("Invalid 'tls' - 'cert' must be a PEM string"))?;
-            let key: LuaString = tls
-                .get("key")
-                .map_err(|_| LuaError::runtime("Invalid 'tls' - 'key' must be a PEM string"))?;
-            let server = server_tls_with_alpn(&cert.as_bytes(), &key.as_bytes(), &[])?;
-            config.tls = Some(TlsAcceptor::from(server));
-        }
+        config.tls = fields.server_tls("tls", &[])?.map(TlsAcceptor::from);
         Ok(config)
     }
 }
@@ -62,78 +48,50 @@ impl FromLua for ListenConfig {
 /// A listening socket as Luau sees it: `ip`, `port`, `accept`, `close`.
 pub(crate) struct Listener {
     bound: SocketAddr,
-    accepted: Receiver<Stream>,
-    stop: std::cell::RefCell<Option<Sender<()>>>,
-    loop_ended: Receiver<()>,
+    accepted: Receiver<Accepted>,
+    stop: Rc<Signal>,
+    closed: Rc<Signal>,
 }
 
 /// Binds and starts accepting in the background.
-pub(crate) async fn listen(port: u16, config: ListenConfig) -> LuaResult<Listener> {
-    let addr = SocketAddr::new(config.address, port);
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| LuaError::runtime(format!("Failed to bind to {addr} - {e}")))?;
-    let bound = listener.local_addr()?;
-    let (accepted_tx, accepted) = async_channel::bounded(BACKLOG);
-    let (stop, stopped) = async_channel::bounded::<()>(1);
-    // Dropped when the accept loop ends, which tells `close` the socket is gone.
-    let (loop_alive, loop_ended) = async_channel::bounded::<()>(1);
-    rt::spawn(async move {
-        let _alive = loop_alive;
-        loop {
-            let next = futures_lite::future::or(async { Some(listener.accept().await) }, async {
-                let _ = stopped.recv().await;
-                None
-            })
-            .await;
-            let (tcp, _) = match next {
-                None => break,
-                Some(Ok(pair)) => pair,
-                Some(Err(e)) => {
-                    eprintln!("net.tcp.listen: failed to accept a connection on {bound}: {e}");
-                    async_io::Timer::after(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = tcp.set_nodelay(true);
-            match &config.tls {
-                None => {
-                    if accepted_tx.send(Stream::Plain(tcp)).await.is_err() {
-                        break;
-                    }
-                }
-                Some(acceptor) => {
-                    let acceptor = acceptor.clone();
-                    let accepted_tx = accepted_tx.clone();
-                    rt::spawn(async move {
-                        let handshake = futures_lite::future::or(
-                            async { acceptor.accept(tcp).await.ok() },
-                            async {
-                                async_io::Timer::after(TLS_HANDSHAKE_TIMEOUT).await;
-                                None
-                            },
-                        );
-                        if let Some(tls) = handshake.await {
-                            let _ = accepted_tx.send(Stream::ServerTls(Box::new(tls))).await;
-                        }
-                    });
-                }
+pub(crate) async fn listen(lua: Lua, port: u16, config: ListenConfig) -> LuaResult<Listener> {
+    let (listener, bound) = accept::bind(config.address, port).await?;
+    let (queue, accepted) = async_channel::bounded(BACKLOG);
+    let stop = Rc::new(Signal::default());
+    let closed = Rc::new(Signal::default());
+    let (loop_stop, loop_closed) = (stop.clone(), closed.clone());
+    let loop_lua = lua.clone();
+    lua.spawn_local(async move {
+        let on_accept = move |conn: Accepted| {
+            let queue = queue.clone();
+            async move {
+                // Fails only once the listener was closed: the connection drops.
+                let _ = queue.send(conn).await;
             }
-        }
+        };
+        accept::run(
+            &loop_lua,
+            listener,
+            config.tls,
+            "net.tcp.listen",
+            &loop_stop,
+            on_accept,
+        )
+        .await;
+        loop_closed.fire();
     });
     Ok(Listener {
         bound,
         accepted,
-        stop: std::cell::RefCell::new(Some(stop)),
-        loop_ended,
+        stop,
+        closed,
     })
 }
 
 impl Listener {
-    /// Stops accepting. Dropping the stop sender ends the accept loop, which
-    /// drops the socket.
+    /// Stops accepting; connections not yet accepted are dropped.
     fn close(&self) {
-        self.stop.borrow_mut().take();
+        self.stop.fire();
         self.accepted.close();
     }
 }
@@ -149,14 +107,14 @@ impl LuaUserData for Listener {
             let accepted = this.accepted.clone();
             drop(this);
             match accepted.recv().await {
-                Ok(stream) => TcpStream::new(stream).map(Some).map_err(LuaError::external),
+                Ok(conn) => Ok(Some(TcpStream::new(conn.stream, conn.local, conn.peer))),
                 Err(_) => Ok(None),
             }
         });
         methods.add_async_method("close", |_, this, ()| async move {
             this.close();
             // Once this returns, connecting to the port is refused.
-            let _ = this.loop_ended.recv().await;
+            this.closed.wait().await;
             Ok(())
         });
         methods.add_meta_method(LuaMetaMethod::ToString, |_, this, ()| {

@@ -2,7 +2,6 @@
 
 use std::{
     io,
-    net::SocketAddr,
     pin::Pin,
     task::{Context, Poll},
 };
@@ -18,22 +17,6 @@ pub(crate) enum Stream {
 }
 
 impl Stream {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            Self::Plain(s) => s,
-            Self::ClientTls(s) => s.get_ref().0,
-            Self::ServerTls(s) => s.get_ref().0,
-        }
-    }
-
-    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.tcp().local_addr()
-    }
-
-    pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.tcp().peer_addr()
-    }
-
     /// The protocol chosen by ALPN, if any.
     pub(crate) fn alpn(&self) -> Option<&[u8]> {
         match self {

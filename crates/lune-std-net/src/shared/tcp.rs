@@ -33,11 +33,11 @@ pub(crate) struct TcpStream {
 }
 
 impl TcpStream {
-    pub(crate) fn new(stream: Stream) -> std::io::Result<Self> {
-        let local = stream.local_addr()?;
-        let remote = stream.peer_addr()?;
+    /// A stream between `local` and `remote`, as they were when it was
+    /// accepted or connected (a peer that has since reset has no address).
+    pub(crate) fn new(stream: Stream, local: SocketAddr, remote: SocketAddr) -> Self {
         let (reader, writer) = futures_lite::io::split(stream);
-        Ok(Self {
+        Self {
             inner: Rc::new(Inner {
                 reader: Mutex::new(Some(reader)),
                 writer: Mutex::new(Some(writer)),
@@ -45,7 +45,7 @@ impl TcpStream {
                 local,
                 remote,
             }),
-        })
+        }
     }
 
     async fn read(&self, size: usize) -> LuaResult<Option<Vec<u8>>> {

@@ -1,0 +1,154 @@
+//! Errors that are nobody's script call (a handler that threw, a failed TLS
+//! handshake, a failed accept) go to stderr, rate-limited so that a flood
+//! keeps the log readable: the first report of each distinct error is
+//! printed whole, repeats are counted and summarised once per interval.
+
+use std::{
+    collections::HashMap,
+    io::Write,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+/// How often repeats are summarised.
+const INTERVAL: Duration = Duration::from_secs(10);
+/// At most this many whole reports per interval; past it, errors are counted.
+const WHOLE_PER_INTERVAL: u32 = 20;
+/// Distinct errors remembered; past it, new ones count as "other".
+const MAX_DISTINCT: usize = 1024;
+
+struct Log {
+    window_start: Instant,
+    whole_in_window: u32,
+    /// Every distinct error seen, with its repeats in this interval.
+    seen: HashMap<String, u64>,
+    other: u64,
+    flush_scheduled: bool,
+}
+
+static LOG: Mutex<Option<Log>> = Mutex::new(None);
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
+}
+
+impl Log {
+    fn new() -> Self {
+        Self {
+            window_start: Instant::now(),
+            whole_in_window: 0,
+            seen: HashMap::new(),
+            other: 0,
+            flush_scheduled: false,
+        }
+    }
+
+    /// Prints the repeats counted so far and starts a new interval.
+    fn summarise(&mut self, out: &mut impl Write) {
+        let secs = self.window_start.elapsed().as_secs().max(1);
+        for (text, repeats) in &mut self.seen {
+            if *repeats > 0 {
+                let _ = writeln!(
+                    out,
+                    "{} (repeated {repeats} more times in the last {secs} s)",
+                    first_line(text)
+                );
+                *repeats = 0;
+            }
+        }
+        if self.other > 0 {
+            let _ = writeln!(
+                out,
+                "net: {} more errors in the last {secs} s were not shown",
+                self.other
+            );
+            self.other = 0;
+        }
+        self.window_start = Instant::now();
+        self.whole_in_window = 0;
+    }
+
+    /// Records `text`; true when it should be printed whole.
+    fn record(&mut self, text: &str) -> bool {
+        if let Some(repeats) = self.seen.get_mut(text) {
+            *repeats += 1;
+            return false;
+        }
+        if self.whole_in_window < WHOLE_PER_INTERVAL && self.seen.len() < MAX_DISTINCT {
+            self.whole_in_window += 1;
+            self.seen.insert(text.to_string(), 0);
+            return true;
+        }
+        self.other += 1;
+        false
+    }
+}
+
+/// Reports `text` on stderr, whole the first time, counted after that.
+pub(crate) fn error(text: &str) {
+    let Ok(mut guard) = LOG.lock() else {
+        return;
+    };
+    let log = guard.get_or_insert_with(Log::new);
+    let mut err = std::io::stderr().lock();
+    if log.window_start.elapsed() >= INTERVAL {
+        log.summarise(&mut err);
+    }
+    if log.record(text) {
+        let _ = writeln!(err, "{text}");
+    } else if !log.flush_scheduled {
+        // Repeats are summarised at the end of the interval even when no
+        // further error comes to trigger it.
+        log.flush_scheduled = true;
+        let wait = INTERVAL.saturating_sub(log.window_start.elapsed());
+        crate::rt::spawn(async move {
+            async_io::Timer::after(wait).await;
+            flush();
+        });
+    }
+}
+
+/// Prints the repeats counted so far (a server stopping calls this, so its
+/// last errors are not lost).
+pub(crate) fn flush() {
+    let Ok(mut guard) = LOG.lock() else {
+        return;
+    };
+    if let Some(log) = guard.as_mut() {
+        log.flush_scheduled = false;
+        log.summarise(&mut std::io::stderr().lock());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Log;
+
+    #[test]
+    fn repeats_are_counted_and_summarised() {
+        let mut log = Log::new();
+        assert!(log.record("boom\nstack"), "the first report is whole");
+        for _ in 0..1000 {
+            assert!(!log.record("boom\nstack"), "repeats are not printed");
+        }
+        assert!(log.record("other"), "a distinct error is printed");
+        let mut out = Vec::new();
+        log.summarise(&mut out);
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(text.contains("boom (repeated 1000 more times"), "{text}");
+        assert!(!text.contains("stack"), "summaries are one line: {text}");
+        let mut again = Vec::new();
+        log.summarise(&mut again);
+        assert!(again.is_empty(), "counts reset after a summary");
+    }
+
+    #[test]
+    fn a_flood_of_distinct_errors_is_capped() {
+        let mut log = Log::new();
+        let printed = (0..100).filter(|i| log.record(&format!("e{i}"))).count();
+        assert_eq!(printed, super::WHOLE_PER_INTERVAL as usize);
+        let mut out = Vec::new();
+        log.summarise(&mut out);
+        assert!(String::from_utf8(out).expect("utf-8").contains("80 more errors"));
+    }
+}

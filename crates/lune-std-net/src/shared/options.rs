@@ -1,0 +1,286 @@
+//! The one reader for what scripts pass: seconds, sizes, whole numbers,
+//! ports, flags, addresses and certificate/key pairs, with one set of rules
+//! and messages that name the field. Nothing a script passes reaches a
+//! panic: numbers are checked before they become `Duration`s or `usize`s.
+
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
+use mlua::prelude::*;
+use rustls::ServerConfig;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+
+/// The longest duration a script may ask for: one year, in seconds.
+pub(crate) const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+/// The largest size a script may give: 2^53 bytes, every whole number a
+/// Luau number holds exactly.
+pub(crate) const MAX_SIZE: f64 = 9_007_199_254_740_992.0;
+
+/// How a value is shown in an error: numbers as Luau prints them, anything
+/// else by its type name.
+pub(crate) fn describe(value: &LuaValue) -> String {
+    match value {
+        LuaValue::Integer(n) => n.to_string(),
+        LuaValue::Number(n) => lune_utils::fmt::format_number(*n),
+        LuaValue::String(s) => format!("'{}'", s.to_string_lossy()),
+        other => lune_utils::type_name(other).to_string(),
+    }
+}
+
+fn invalid(field: &str, expected: &str, got: &LuaValue) -> LuaError {
+    LuaError::runtime(format!(
+        "Invalid '{field}' - expected {expected}, got {}",
+        describe(got)
+    ))
+}
+
+fn number(value: &LuaValue) -> Option<f64> {
+    match value {
+        LuaValue::Integer(n) => Some(*n as f64),
+        LuaValue::Number(n) => Some(*n),
+        _ => None,
+    }
+}
+
+/// Seconds: a positive, finite number of at most [`MAX_SECONDS`].
+pub(crate) fn seconds(value: &LuaValue, field: &str) -> LuaResult<Option<Duration>> {
+    if value.is_nil() {
+        return Ok(None);
+    }
+    number(value)
+        .filter(|n| *n > 0.0 && *n <= MAX_SECONDS)
+        .and_then(|n| Duration::try_from_secs_f64(n).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            invalid(
+                field,
+                "a positive number of seconds (at most one year, 31536000)",
+                value,
+            )
+        })
+}
+
+/// A whole number from `min` to `max`.
+pub(crate) fn whole(value: &LuaValue, field: &str, min: u64, max: u64) -> LuaResult<Option<u64>> {
+    if value.is_nil() {
+        return Ok(None);
+    }
+    number(value)
+        .filter(|n| n.fract() == 0.0 && *n >= min as f64 && *n <= max as f64)
+        .map(|n| Some(n as u64))
+        .ok_or_else(|| invalid(field, &format!("a whole number from {min} to {max}"), value))
+}
+
+/// A size in bytes: a whole number from 1 to [`MAX_SIZE`].
+pub(crate) fn size(value: &LuaValue, field: &str) -> LuaResult<Option<usize>> {
+    if value.is_nil() {
+        return Ok(None);
+    }
+    number(value)
+        .filter(|n| n.fract() == 0.0 && *n >= 1.0 && *n <= MAX_SIZE)
+        .map(|n| Some(usize::try_from(n as u64).unwrap_or(usize::MAX)))
+        .ok_or_else(|| invalid(field, "a whole number of bytes, 1 or more", value))
+}
+
+/// A port: a whole number from 0 to 65535.
+pub(crate) fn port(value: &LuaValue, field: &str) -> LuaResult<u16> {
+    match whole(value, field, 0, u64::from(u16::MAX))? {
+        Some(port) => Ok(port as u16),
+        None => Err(invalid(field, "a port number from 0 to 65535", value)),
+    }
+}
+
+/// The fields of a config table, read with the rules above. `None` when the
+/// field is nil.
+pub(crate) struct Options<'a> {
+    table: &'a LuaTable,
+}
+
+impl<'a> Options<'a> {
+    pub(crate) fn new(table: &'a LuaTable) -> Self {
+        Self { table }
+    }
+
+    fn get(&self, key: &str) -> LuaResult<LuaValue> {
+        self.table.get(key)
+    }
+
+    pub(crate) fn seconds(&self, key: &str) -> LuaResult<Option<Duration>> {
+        seconds(&self.get(key)?, key)
+    }
+
+    pub(crate) fn size(&self, key: &str) -> LuaResult<Option<usize>> {
+        size(&self.get(key)?, key)
+    }
+
+    pub(crate) fn whole(&self, key: &str, min: u64, max: u64) -> LuaResult<Option<u64>> {
+        whole(&self.get(key)?, key, min, max)
+    }
+
+    pub(crate) fn flag(&self, key: &str) -> LuaResult<Option<bool>> {
+        match self.get(key)? {
+            LuaValue::Nil => Ok(None),
+            LuaValue::Boolean(b) => Ok(Some(b)),
+            other => Err(invalid(key, "a boolean", &other)),
+        }
+    }
+
+    pub(crate) fn string(&self, key: &str) -> LuaResult<Option<LuaString>> {
+        match self.get(key)? {
+            LuaValue::Nil => Ok(None),
+            LuaValue::String(s) => Ok(Some(s)),
+            other => Err(invalid(key, "a string", &other)),
+        }
+    }
+
+    pub(crate) fn table(&self, key: &str) -> LuaResult<Option<LuaTable>> {
+        match self.get(key)? {
+            LuaValue::Nil => Ok(None),
+            LuaValue::Table(t) => Ok(Some(t)),
+            other => Err(invalid(key, "a table", &other)),
+        }
+    }
+
+    pub(crate) fn function(&self, key: &str) -> LuaResult<Option<LuaFunction>> {
+        match self.get(key)? {
+            LuaValue::Nil => Ok(None),
+            LuaValue::Function(f) => Ok(Some(f)),
+            other => Err(invalid(key, "a function", &other)),
+        }
+    }
+
+    /// An array of strings (`protocols = { "chat", "v2" }`).
+    pub(crate) fn strings(&self, key: &str) -> LuaResult<Vec<String>> {
+        let Some(table) = self.table(key)? else {
+            return Ok(Vec::new());
+        };
+        table
+            .sequence_values::<LuaValue>()
+            .map(|value| match value? {
+                LuaValue::String(s) => Ok(s.to_str()?.to_string()),
+                other => Err(invalid(key, "an array of strings", &other)),
+            })
+            .collect()
+    }
+
+    /// A listening address: an IP with an optional `http://` or `https://`.
+    pub(crate) fn address(&self, key: &str) -> LuaResult<Option<IpAddr>> {
+        self.string(key)?
+            .map(|s| parse_address(&s.to_string_lossy()))
+            .transpose()
+    }
+
+    /// `tls = { cert, key }`: PEM text for a server, offering `alpn`.
+    pub(crate) fn server_tls(
+        &self,
+        key: &str,
+        alpn: &[&[u8]],
+    ) -> LuaResult<Option<Arc<ServerConfig>>> {
+        let Some(tls) = self.table(key)? else {
+            return Ok(None);
+        };
+        let pem = |field: &str| -> LuaResult<LuaString> {
+            match tls.get::<LuaValue>(field)? {
+                LuaValue::String(s) => Ok(s),
+                other => Err(invalid(
+                    &format!("{key}.{field}"),
+                    "a PEM string",
+                    &other,
+                )),
+            }
+        };
+        let cert = pem("cert")?;
+        let private = pem("key")?;
+        server_tls(&cert.as_bytes(), &private.as_bytes(), alpn).map(Some)
+    }
+}
+
+/// `127.0.0.1`, `::1`, `[::1]`, `http://0.0.0.0`, `https://localhost`.
+pub(crate) fn parse_address(text: &str) -> LuaResult<IpAddr> {
+    let trimmed = text.trim();
+    let bare = trimmed
+        .strip_prefix("http://")
+        .or_else(|| trimmed.strip_prefix("https://"))
+        .unwrap_or(trimmed)
+        .trim_end_matches('/');
+    if bare.eq_ignore_ascii_case("localhost") {
+        return Ok(IpAddr::from([127, 0, 0, 1]));
+    }
+    let bare = bare.trim_start_matches('[').trim_end_matches(']');
+    bare.parse().map_err(|_| {
+        LuaError::runtime(format!(
+            "Invalid address '{text}' - expected an IPv4 or IPv6 address such as 127.0.0.1 or ::1, optionally prefixed with http://"
+        ))
+    })
+}
+
+/// A TLS server configuration from PEM text with the given ALPN protocols.
+pub(crate) fn server_tls(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    alpn: &[&[u8]],
+) -> LuaResult<Arc<ServerConfig>> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| LuaError::runtime(format!("Invalid TLS certificate PEM in 'cert': {e}")))?;
+    if certs.is_empty() {
+        return Err(LuaError::runtime(
+            "Invalid TLS certificate - no 'BEGIN CERTIFICATE' block found in 'cert'",
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| LuaError::runtime(format!("Invalid TLS private key PEM in 'key': {e}")))?;
+    let mut config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| LuaError::runtime(format!("TLS setup failed: {e}")))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| LuaError::runtime(format!("Invalid TLS certificate or key: {e}")))?;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_reject_what_cannot_be_a_duration() {
+        for bad in [-1.0, 0.0, f64::NAN, f64::INFINITY, 1e20, MAX_SECONDS + 1.0] {
+            let err = seconds(&LuaValue::Number(bad), "timeout").unwrap_err();
+            assert!(err.to_string().contains("'timeout'"), "{err}");
+        }
+        assert_eq!(
+            seconds(&LuaValue::Number(0.5), "t").unwrap(),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(seconds(&LuaValue::Nil, "t").unwrap(), None);
+    }
+
+    #[test]
+    fn sizes_and_ports() {
+        for bad in [-1.0, 0.0, 1.5, f64::NAN, f64::INFINITY, 1e20] {
+            assert!(size(&LuaValue::Number(bad), "maxBodySize").is_err());
+        }
+        assert_eq!(size(&LuaValue::Integer(10), "s").unwrap(), Some(10));
+        assert!(port(&LuaValue::Integer(65536), "port").is_err());
+        assert!(port(&LuaValue::Number(-1.0), "port").is_err());
+        assert!(port(&LuaValue::Nil, "port").is_err());
+        assert_eq!(port(&LuaValue::Integer(0), "port").unwrap(), 0);
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            parse_address("http://0.0.0.0").unwrap().to_string(),
+            "0.0.0.0"
+        );
+        assert_eq!(parse_address("[::1]").unwrap().to_string(), "::1");
+        assert_eq!(
+            parse_address("https://localhost").unwrap().to_string(),
+            "127.0.0.1"
+        );
+        assert!(parse_address("300.1.1.1").is_err());
+        assert!(parse_address("example.com").is_err());
+    }
+}
