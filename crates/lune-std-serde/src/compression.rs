@@ -1,7 +1,7 @@
 //! Compression codecs, shared by `serde.compress`/`serde.decompress` and by
 //! `@lune/net`'s request and response decompression.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 
 /// A compression format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,28 +66,44 @@ pub fn compress(format: CompressionFormat, data: &[u8], level: Option<i32>) -> i
 pub fn decompress(format: CompressionFormat, data: &[u8]) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
     match format {
-        CompressionFormat::Brotli => {
-            brotli::Decompressor::new(data, 4096).read_to_end(&mut out)?;
-        }
-        CompressionFormat::Gzip => {
-            flate2::read::MultiGzDecoder::new(data).read_to_end(&mut out)?;
-        }
-        CompressionFormat::Zlib => {
-            if has_zlib_header(data) {
-                flate2::read::ZlibDecoder::new(data).read_to_end(&mut out)?;
-            } else {
-                flate2::read::DeflateDecoder::new(data).read_to_end(&mut out)?;
-            }
-        }
         CompressionFormat::Lz4 => {
             out = lz4_flex::decompress_size_prepended(data)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         }
-        CompressionFormat::Zstd => {
-            out = zstd::decode_all(data)?;
+        other => {
+            decoder(other, data)?.read_to_end(&mut out)?;
         }
     }
     Ok(out)
+}
+
+/// A reader that inflates `input` as it is read, so a caller can stop (or
+/// move to another thread) at any output size: the way to decode input that
+/// may be a decompression bomb. Zlib input without a zlib header is read as
+/// raw deflate. LZ4 (a block format with its size up front) has no streaming
+/// decoder and is an `Unsupported` error here.
+pub fn decoder<'a, R: BufRead + Send + 'a>(
+    format: CompressionFormat,
+    mut input: R,
+) -> io::Result<Box<dyn Read + Send + 'a>> {
+    Ok(match format {
+        CompressionFormat::Brotli => Box::new(brotli::Decompressor::new(input, 4096)),
+        CompressionFormat::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+        CompressionFormat::Zlib => {
+            if has_zlib_header(input.fill_buf()?) {
+                Box::new(flate2::bufread::ZlibDecoder::new(input))
+            } else {
+                Box::new(flate2::bufread::DeflateDecoder::new(input))
+            }
+        }
+        CompressionFormat::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(input)?),
+        CompressionFormat::Lz4 => {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "lz4 has no streaming decoder",
+            ));
+        }
+    })
 }
 
 /// RFC 1950: CM = 8, window ≤ 32K, and the header checksum holds.

@@ -96,3 +96,19 @@ impl TableBuilder {
         Ok(self.table)
     }
 }
+
+/// The exit code of a process ended by a Rust panic (Rust's own convention).
+pub const PANIC_EXIT_CODE: i32 = 101;
+
+/// Makes every Rust panic, on any thread, end the process with
+/// [`PANIC_EXIT_CODE`] after printing its message. Executors catch panics of
+/// detached tasks and carry on, so without this a panic inside a library
+/// call could silently end a script's thread and let the process exit 0.
+pub fn exit_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        eprintln!("lune: a Rust panic ended the process (this is a bug in the runtime)");
+        std::process::exit(PANIC_EXIT_CODE);
+    }));
+}

@@ -19,6 +19,7 @@ Commands:
 ";
 
 fn main() -> ExitCode {
+    lune_utils::exit_on_panic();
     let mut args = std::env::args().skip(1);
     let code = match args.next().as_deref() {
         Some("run") => match args.next() {

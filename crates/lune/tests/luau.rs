@@ -1,6 +1,7 @@
 //! Runs every `tests/**/*.luau` script and every `examples/*.luau` through
 //! the `lune` binary as its own named test case. Files and folders whose names start with `_` are helper
-//! modules, not tests. A script passes when it exits with code 0.
+//! modules, not tests. A script passes when it exits with code 0 and no Rust
+//! panic was printed.
 //!
 //! Local fixture servers (HTTP, HTTPS with a CA made here, HTTP/2, a proxy,
 //! WebSocket and TCP echo) are started once and handed to every script
@@ -114,6 +115,14 @@ fn run_script(root: &Path, script: &Path, env: &[(String, String)]) -> Result<()
     };
     let stdout = out_reader.join().unwrap_or_default();
     let stderr = err_reader.join().unwrap_or_default();
+    // A Rust panic fails the script whatever its exit code says.
+    if stderr.contains("panicked at") {
+        return Err(format!(
+            "{} panicked (exit status {status:?})\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+            relative.display()
+        )
+        .into());
+    }
     match status {
         Some(status) if status.success() => Ok(()),
         Some(status) => Err(format!(

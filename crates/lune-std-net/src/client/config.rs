@@ -1,11 +1,12 @@
 //! `net.request` arguments: a URL string or a params table.
 
-use std::time::Duration;
+use std::{rc::Rc, time::Duration};
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method};
 use mlua::prelude::*;
 
+use super::pool::Liveness;
 use crate::shared::{body::body_from_lua, headers, options::Options};
 
 /// Everything `net.request` was asked to do.
@@ -16,6 +17,19 @@ pub(crate) struct RequestConfig {
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
     pub(crate) body: Option<Bytes>,
     pub(crate) options: RequestOptions,
+    /// Whether the Luau thread that made the request still waits for it.
+    pub(crate) caller: Liveness,
+}
+
+/// The liveness of the Luau thread running now: false once it is cancelled.
+fn current_caller(lua: &Lua) -> Liveness {
+    let thread = lua.current_thread();
+    Rc::new(move || {
+        matches!(
+            thread.status(),
+            LuaThreadStatus::Resumable | LuaThreadStatus::Running
+        )
+    })
 }
 
 /// `params.options`.
@@ -41,7 +55,7 @@ impl Default for RequestOptions {
 }
 
 impl FromLua for RequestConfig {
-    fn from_lua(value: LuaValue, _: &Lua) -> LuaResult<Self> {
+    fn from_lua(value: LuaValue, lua: &Lua) -> LuaResult<Self> {
         let table = match value {
             LuaValue::String(url) => {
                 return Ok(Self {
@@ -51,6 +65,7 @@ impl FromLua for RequestConfig {
                     headers: Vec::new(),
                     body: None,
                     options: RequestOptions::default(),
+                    caller: current_caller(lua),
                 });
             }
             LuaValue::Table(table) => table,
@@ -104,6 +119,7 @@ impl FromLua for RequestConfig {
             headers,
             body,
             options,
+            caller: current_caller(lua),
         })
     }
 }

@@ -18,6 +18,9 @@ pub(crate) enum ConnectError {
     Connect { addr: String, source: io::Error },
     Tls { host: String, source: io::Error },
     Proxy(String),
+    /// The HTTP/1.1 or HTTP/2 handshake over a new connection failed.
+    Handshake(hyper::Error),
+    Timeout { addr: String, after: Duration },
 }
 
 impl fmt::Display for ConnectError {
@@ -34,19 +37,37 @@ impl fmt::Display for ConnectError {
                 _ => write!(f, "Failed to connect to {addr} ({source})"),
             },
             Self::Tls { host, source } => {
-                let text = source.to_string();
-                if text.contains("certificate") || text.contains("Certificate") {
-                    write!(f, "TLS certificate problem with '{host}': {text}")
+                if is_certificate_error(source) {
+                    write!(f, "TLS certificate problem with '{host}': {source}")
                 } else {
-                    write!(f, "TLS handshake with '{host}' failed: {text}")
+                    write!(f, "TLS handshake with '{host}' failed: {source}")
                 }
             }
             Self::Proxy(message) => write!(f, "{message}"),
+            Self::Handshake(e) => write!(f, "HTTP handshake failed: {e}"),
+            Self::Timeout { addr, after } => write!(
+                f,
+                "Connecting to {addr} timed out after {} seconds",
+                after.as_secs_f64()
+            ),
         }
     }
 }
 
 impl std::error::Error for ConnectError {}
+
+/// True when a TLS handshake failed on the certificate (untrusted, expired,
+/// wrong name), from rustls' own error type.
+pub(crate) fn is_certificate_error(e: &io::Error) -> bool {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|e| {
+            matches!(
+                e,
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+            )
+        })
+}
 
 /// Opens a TCP connection to `host:port`, trying each resolved address.
 pub(crate) async fn tcp(host: &str, port: u16) -> Result<TcpStream, ConnectError> {

@@ -4,29 +4,27 @@
 pub(crate) mod config;
 pub(crate) mod connect;
 mod pool;
+mod error;
 mod proxy;
 mod redirect;
 pub(crate) mod tcp;
 pub(crate) mod tls;
 pub(crate) mod ws;
 
-use std::{fmt, io, sync::OnceLock, time::Duration};
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Version, header};
-use http_body_util::{BodyExt, Full};
-use lune_std_serde::compression::{self, CompressionFormat};
+use http_body_util::{BodyExt, Full, Limited};
 use mlua::Lua;
 use url::Url;
 
+pub(crate) use self::error::RequestError;
 use self::{
-    config::RequestConfig,
-    connect::ConnectError,
-    pool::{Origin, Pool, Sender},
+    config::{RequestConfig, RequestOptions},
+    pool::{Liveness, Origin, Pool, Sender},
 };
-
-/// Bodies this large are decompressed off the Luau thread.
-const BLOCKING_DECOMPRESS_THRESHOLD: usize = 256 * 1024;
+use crate::shared::decode::{self, DecodeError};
 
 static USER_AGENT: OnceLock<String> = OnceLock::new();
 
@@ -52,56 +50,6 @@ pub(crate) struct ClientResponse {
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
     pub(crate) url: Url,
-}
-
-/// Why a request failed.
-#[derive(Debug)]
-pub(crate) enum RequestError {
-    Url(String),
-    Connect(ConnectError),
-    Http { url: String, source: hyper::Error },
-    Body { url: String, source: hyper::Error },
-    Timeout(Duration),
-    Redirect(redirect::RedirectError),
-    Decompress { encoding: String, source: io::Error },
-}
-
-impl fmt::Display for RequestError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Url(message) => write!(f, "{message}"),
-            Self::Connect(e) => write!(f, "{e}"),
-            Self::Http { url, source } => {
-                write!(f, "Request to {url} failed: {}", describe_hyper(source))
-            }
-            Self::Body { url, source } => write!(
-                f,
-                "Connection broken while reading the response body from {url}: {}",
-                describe_hyper(source)
-            ),
-            Self::Timeout(d) => write!(f, "Request timed out after {} seconds", d.as_secs_f64()),
-            Self::Redirect(e) => write!(f, "{e}"),
-            Self::Decompress { encoding, source } => {
-                write!(
-                    f,
-                    "Failed to decompress the '{encoding}' response body: {source}"
-                )
-            }
-        }
-    }
-}
-
-impl std::error::Error for RequestError {}
-
-fn describe_hyper(e: &hyper::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }
 
 /// The client: one pool per Luau state.
@@ -139,6 +87,7 @@ impl Client {
             mut headers,
             mut body,
             options,
+            caller,
         } = config;
         let mut url = crate::url::parse(&url, &["http", "https"]).map_err(RequestError::Url)?;
         if !query.is_empty() {
@@ -150,7 +99,7 @@ impl Client {
         let mut redirects = 0;
         loop {
             let (parts, raw_body) = self
-                .exchange(&url, &method, &headers, body.clone(), options.decompress)
+                .exchange(&url, &method, &headers, body.clone(), &options, &caller)
                 .await?;
             let policy = redirect::Policy {
                 follow: options.follow_redirects,
@@ -165,7 +114,7 @@ impl Client {
                 url = hop.url;
                 continue;
             }
-            return finish(parts, raw_body, url, options.decompress).await;
+            return finish(parts, raw_body, url, &options).await;
         }
     }
 
@@ -179,13 +128,14 @@ impl Client {
         method: &Method,
         headers: &[(HeaderName, HeaderValue)],
         body: Option<Bytes>,
-        decompress: bool,
+        options: &RequestOptions,
+        caller: &Liveness,
     ) -> Result<(http::response::Parts, Bytes), RequestError> {
         let origin = Origin {
             https: url.scheme() == "https",
             host: url.host_str().unwrap_or_default().to_string(),
             port: url.port_or_known_default().unwrap_or(80),
-            proxy: proxy::for_url(url),
+            proxy: proxy::for_url(url).map_err(RequestError::Proxy)?,
         };
         let http_error = |source| RequestError::Http {
             url: url.to_string(),
@@ -194,7 +144,7 @@ impl Client {
         loop {
             let checkout = self
                 .pool
-                .checkout(&origin)
+                .checkout(&origin, caller)
                 .await
                 .map_err(RequestError::Connect)?;
             let reused = checkout.reused;
@@ -206,7 +156,7 @@ impl Client {
                 method,
                 headers,
                 body.clone(),
-                decompress,
+                options.decompress,
             )
             .map_err(RequestError::Url)?;
             let (result, h1) = match checkout.sender {
@@ -226,14 +176,26 @@ impl Client {
                 Err(e) => return Err(http_error(e)),
             };
             let (parts, incoming) = response.into_parts();
-            let bytes = incoming
-                .collect()
-                .await
-                .map_err(|source| RequestError::Body {
-                    url: url.to_string(),
-                    source,
-                })?
-                .to_bytes();
+            // Without decompression the received bytes are the body, and the
+            // limit applies to them; compressed bodies are bounded when
+            // decoded (and as received, by the same limit: no encoding we
+            // decode makes data larger).
+            let limit = options.max_body_size.unwrap_or(usize::MAX);
+            let bytes = match Limited::new(incoming, limit).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                    return Err(RequestError::TooLarge {
+                        limit,
+                        url: url.to_string(),
+                    });
+                }
+                Err(e) => {
+                    return Err(RequestError::Body {
+                        url: url.to_string(),
+                        source: e,
+                    });
+                }
+            };
             if let Some(sender) = h1 {
                 self.pool.checkin(origin, sender);
             }
@@ -307,31 +269,34 @@ fn build_request(
     Ok(request)
 }
 
-/// Decompresses the body when asked and it is encoded in a known format.
+/// Decompresses the body when asked and it is encoded in a known format,
+/// within `options.maxBodySize`.
 async fn finish(
     parts: http::response::Parts,
     body: Bytes,
     url: Url,
-    decompress: bool,
+    options: &RequestOptions,
 ) -> Result<ClientResponse, RequestError> {
     let mut headers = parts.headers;
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.trim().to_ascii_lowercase());
-    let format = encoding.as_deref().and_then(CompressionFormat::from_header);
-    let body = match (decompress, format, encoding) {
+    let format = encoding.as_deref().and_then(decode::format_of);
+    let body = match (options.decompress, format, encoding) {
         (true, Some(format), Some(encoding)) if !body.is_empty() => {
-            let decoded = if body.len() >= BLOCKING_DECOMPRESS_THRESHOLD {
-                blocking::unblock(move || compression::decompress(format, &body)).await
-            } else {
-                compression::decompress(format, &body)
-            };
-            let decoded =
-                decoded.map_err(|source| RequestError::Decompress { encoding, source })?;
+            let decoded = decode::decode(format, body, options.max_body_size)
+                .await
+                .map_err(|e| match e {
+                    DecodeError::TooLarge { limit } => RequestError::TooLarge {
+                        limit,
+                        url: url.to_string(),
+                    },
+                    DecodeError::Invalid(source) => RequestError::Decompress { encoding, source },
+                })?;
             headers.remove(header::CONTENT_ENCODING);
             headers.remove(header::CONTENT_LENGTH);
-            Bytes::from(decoded)
+            decoded
         }
         _ => body,
     };

@@ -28,6 +28,11 @@ use crate::{
 
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 const MAX_IDLE_PER_ORIGIN: usize = 64;
+/// The longest a connection may take to be made (TCP, proxy, TLS, HTTP/2).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a request waiting for another's connect checks that the other
+/// thread was not cancelled.
+const LIVENESS_CHECK: Duration = Duration::from_millis(100);
 
 pub(crate) type Body = Full<Bytes>;
 
@@ -52,17 +57,54 @@ pub(crate) struct Checkout {
     pub(crate) reused: bool,
 }
 
+/// Whether the Luau thread that asked for something is still waiting for it.
+/// A thread cancelled with `task.cancel` is never resumed again, but its
+/// pending future is only dropped when the garbage collector gets to it, so
+/// state it holds must be recognisable as abandoned before then.
+pub(crate) type Liveness = Rc<dyn Fn() -> bool>;
+
+/// An https connection being made, which other requests to the same origin
+/// wait for: it may turn out to be HTTP/2 and carry them all.
+struct Connecting {
+    id: u64,
+    done: Rc<Event>,
+    alive: Liveness,
+}
+
 #[derive(Default)]
 struct State {
     idle: HashMap<Origin, Vec<(http1::SendRequest<Body>, Instant)>>,
     h2: HashMap<Origin, http2::SendRequest<Body>>,
-    connecting: HashMap<Origin, Rc<Event>>,
+    connecting: HashMap<Origin, Connecting>,
+    next_id: u64,
 }
 
 /// The client's connection pool, owned by the Luau thread.
 pub(crate) struct Pool {
-    state: RefCell<State>,
+    state: Rc<RefCell<State>>,
     idle_timeout: Duration,
+}
+
+/// Removes a `connecting` entry and wakes its waiters when the connect ends
+/// in any way: done, failed, timed out or dropped.
+struct ConnectingGuard {
+    state: Rc<RefCell<State>>,
+    origin: Origin,
+    id: u64,
+}
+
+impl Drop for ConnectingGuard {
+    fn drop(&mut self) {
+        let mut state = self.state.borrow_mut();
+        if state
+            .connecting
+            .get(&self.origin)
+            .is_some_and(|c| c.id == self.id)
+            && let Some(entry) = state.connecting.remove(&self.origin)
+        {
+            entry.done.notify(usize::MAX);
+        }
+    }
 }
 
 impl Pool {
@@ -73,14 +115,19 @@ impl Pool {
     /// A pool whose idle connections expire after `idle_timeout`.
     pub(crate) fn with_idle_timeout(idle_timeout: Duration) -> Self {
         Self {
-            state: RefCell::default(),
+            state: Rc::default(),
             idle_timeout,
         }
     }
 
     /// A connection to `origin`: an idle or shared one if there is one,
-    /// otherwise a new one.
-    pub(crate) async fn checkout(&self, origin: &Origin) -> Result<Checkout, ConnectError> {
+    /// otherwise a new one. `alive` tells whether the asking thread still
+    /// waits; an abandoned connect never holds up other requests.
+    pub(crate) async fn checkout(
+        &self,
+        origin: &Origin,
+        alive: &Liveness,
+    ) -> Result<Checkout, ConnectError> {
         loop {
             if let Some(sender) = self.take_idle(origin).await {
                 return Ok(Checkout {
@@ -88,36 +135,60 @@ impl Pool {
                     reused: true,
                 });
             }
-            // While an https connection is being made, other requests to the
-            // same origin wait for it: it may be HTTP/2 and carry them all.
-            let pending = if origin.https {
-                self.state.borrow().connecting.get(origin).cloned()
-            } else {
-                None
-            };
-            match pending {
-                Some(event) => {
-                    let listener = event.listen();
-                    if self.state.borrow().connecting.contains_key(origin) {
-                        listener.await;
-                    }
-                }
-                None => break,
+            if !origin.https {
+                break;
             }
+            let pending = {
+                let mut state = self.state.borrow_mut();
+                match state.connecting.get(origin) {
+                    Some(c) if (c.alive)() => Some(c.done.clone()),
+                    Some(_) => {
+                        // Its thread was cancelled: nobody will finish it.
+                        if let Some(c) = state.connecting.remove(origin) {
+                            c.done.notify(usize::MAX);
+                        }
+                        None
+                    }
+                    None => None,
+                }
+            };
+            let Some(done) = pending else { break };
+            let listener = done.listen();
+            // Woken when the connect ends; checked again now and then in
+            // case the connecting thread was cancelled meanwhile.
+            futures_lite::future::or(listener, async {
+                async_io::Timer::after(LIVENESS_CHECK).await;
+            })
+            .await;
         }
-        let done = Rc::new(Event::new());
-        if origin.https {
-            self.state
-                .borrow_mut()
-                .connecting
-                .insert(origin.clone(), done.clone());
-        }
-        let result = self.open(origin).await;
-        if origin.https {
-            self.state.borrow_mut().connecting.remove(origin);
-            done.notify(usize::MAX);
-        }
-        result.map(|sender| Checkout {
+        let guard = origin.https.then(|| {
+            let mut state = self.state.borrow_mut();
+            state.next_id += 1;
+            let id = state.next_id;
+            state.connecting.insert(
+                origin.clone(),
+                Connecting {
+                    id,
+                    done: Rc::new(Event::new()),
+                    alive: alive.clone(),
+                },
+            );
+            ConnectingGuard {
+                state: self.state.clone(),
+                origin: origin.clone(),
+                id,
+            }
+        });
+        let opened = futures_lite::future::or(self.open(origin), async {
+            async_io::Timer::after(CONNECT_TIMEOUT).await;
+            Err(ConnectError::Timeout {
+                addr: format!("{}:{}", origin.host, origin.port),
+                after: CONNECT_TIMEOUT,
+            })
+        })
+        .await;
+        drop(guard);
+        opened.map(|sender| Checkout {
             sender,
             reused: false,
         })
@@ -169,8 +240,7 @@ impl Pool {
             (Some(proxy), None) => Stream::Plain(connect::tcp(&proxy.0, proxy.1).await?),
             (None, alpn) => connect::connect(&origin.host, origin.port, alpn).await?,
         };
-        let handshake_failed =
-            |e: hyper::Error| ConnectError::Proxy(format!("HTTP handshake failed: {e}"));
+        let handshake_failed = ConnectError::Handshake;
         if stream.is_h2() {
             let (sender, conn) = http2::Builder::new(SendExecutor)
                 .timer(HyperTimer::new())
@@ -210,7 +280,8 @@ mod tests {
     /// GET `/conn` from the fixture server; returns the id of the connection
     /// that served it, and gives the connection back to the pool.
     async fn connection_id(pool: &Pool, origin: &Origin) -> String {
-        let checkout = pool.checkout(origin).await.expect("connects");
+        let alive: super::Liveness = std::rc::Rc::new(|| true);
+        let checkout = pool.checkout(origin, &alive).await.expect("connects");
         let Sender::H1(mut sender) = checkout.sender else {
             panic!("plain http is HTTP/1.1");
         };

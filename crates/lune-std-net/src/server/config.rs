@@ -14,6 +14,9 @@ pub(crate) const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// A request body that makes no progress for this long gets 408.
 pub(crate) const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A peer that takes no bytes of a response for this long is disconnected.
+pub(crate) const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// What HTTPS serving offers by ALPN.
 pub(crate) const HTTP_ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
 
@@ -26,6 +29,7 @@ pub(crate) struct ServeConfig {
     pub(crate) max_body_size: usize,
     pub(crate) header_timeout: Duration,
     pub(crate) body_timeout: Duration,
+    pub(crate) send_timeout: Duration,
     /// WebSocket subprotocols the server speaks, in its order of preference.
     pub(crate) protocols: Vec<String>,
 }
@@ -40,6 +44,7 @@ impl FromLua for ServeConfig {
             max_body_size: DEFAULT_MAX_BODY_SIZE,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             body_timeout: DEFAULT_BODY_TIMEOUT,
+            send_timeout: DEFAULT_SEND_TIMEOUT,
             protocols: Vec::new(),
         };
         let table = match value {
@@ -75,6 +80,9 @@ impl FromLua for ServeConfig {
         }
         if let Some(timeout) = fields.seconds("bodyTimeout")? {
             config.body_timeout = timeout;
+        }
+        if let Some(timeout) = fields.seconds("sendTimeout")? {
+            config.send_timeout = timeout;
         }
         config.protocols = fields.strings("protocols")?;
         Ok(config)

@@ -6,7 +6,10 @@ mod accept;
 pub(crate) mod config;
 pub(crate) mod listener;
 pub(crate) mod report;
+mod body;
+mod response;
 mod service;
+mod upgrade;
 
 use std::{rc::Rc, time::Duration};
 
@@ -20,13 +23,18 @@ use mlua_luau_scheduler::LuaSpawnExt;
 use self::{accept::Accepted, config::ServeConfig, service::Service};
 use crate::{
     rt::{HyperIo, HyperTimer, LocalExecutor},
-    shared::{signal::Signal, stream::Stream},
+    shared::{
+        signal::Signal,
+        stream::{SendTimeout, Stream},
+    },
 };
 
 /// How long in-flight requests may take to finish after `stop`.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Concurrent HTTP/2 streams per connection.
 const MAX_CONCURRENT_STREAMS: u32 = 128;
+/// Bytes buffered per HTTP/2 stream beyond what flow control lets out.
+const MAX_SEND_BUF_SIZE: usize = 64 * 1024;
 
 /// How a server stops: `stop` fires `stopped`, which ends the accept loop and
 /// shuts connections down gracefully; the accept loop fires
@@ -43,7 +51,10 @@ pub(crate) async fn serve(lua: Lua, port: u16, config: ServeConfig) -> LuaResult
     let (listener, bound) = accept::bind(config.address, port).await?;
     let shutdown = Rc::new(Shutdown::default());
     let tls = config.tls.clone().map(TlsAcceptor::from);
-    let header_timeout = config.header_timeout;
+    let timeouts = Timeouts {
+        header: config.header_timeout,
+        send: config.send_timeout,
+    };
     let service = Service::new(lua.clone(), config);
     let loop_lua = lua.clone();
     let loop_shutdown = shutdown.clone();
@@ -56,7 +67,7 @@ pub(crate) async fn serve(lua: Lua, port: u16, config: ServeConfig) -> LuaResult
             let exec = exec.clone();
             let shutdown = conn_shutdown.clone();
             conn_lua.spawn_local(async move {
-                serve_connection(conn.stream, service, exec, header_timeout, &shutdown).await;
+                serve_connection(conn.stream, service, exec, timeouts, &shutdown).await;
             });
             future::ready(())
         };
@@ -97,27 +108,37 @@ fn handle(lua: &Lua, bound: std::net::SocketAddr, shutdown: Rc<Shutdown>) -> Lua
         .build_readonly()
 }
 
+/// How long a connection's peer may take to send headers and to take data.
+#[derive(Clone, Copy)]
+struct Timeouts {
+    header: Duration,
+    send: Duration,
+}
+
 /// Runs one connection until the client leaves or the server stops; on stop,
 /// requests in flight get `SHUTDOWN_GRACE` to finish.
 async fn serve_connection(
     stream: Stream,
     service: Service,
     exec: LocalExecutor,
-    header_timeout: Duration,
+    timeouts: Timeouts,
     shutdown: &Shutdown,
 ) {
-    if stream.is_h2() {
+    let h2 = stream.is_h2();
+    let io = HyperIo::new(SendTimeout::new(stream, timeouts.send));
+    if h2 {
         let conn = http2::Builder::new(exec)
             .timer(HyperTimer::new())
             .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-            .serve_connection(HyperIo::new(stream), service);
+            .max_send_buf_size(MAX_SEND_BUF_SIZE)
+            .serve_connection(io, service);
         drive(conn, shutdown, http2::Connection::graceful_shutdown).await;
     } else {
         let conn = http1::Builder::new()
             .timer(HyperTimer::new())
-            .header_read_timeout(header_timeout)
+            .header_read_timeout(timeouts.header)
             .keep_alive(true)
-            .serve_connection(HyperIo::new(stream), service)
+            .serve_connection(io, service)
             .with_upgrades();
         drive(
             conn,

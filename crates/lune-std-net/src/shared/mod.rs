@@ -1,6 +1,7 @@
 //! The types Luau sees, shared by the client and the server.
 
 pub(crate) mod body;
+pub(crate) mod decode;
 pub(crate) mod options;
 pub(crate) mod headers;
 pub(crate) mod request;

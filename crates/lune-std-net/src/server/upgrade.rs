@@ -1,0 +1,154 @@
+//! WebSocket upgrades on `net.serve`: the handshake answer (with a
+//! subprotocol chosen from the server's `protocols`), then the upgraded
+//! connection handed to `handleWebSocket(socket, request)` on its own Luau
+//! thread. A handler error is reported and closes the socket with 1011.
+
+use std::{net::SocketAddr, rc::Rc};
+
+use async_tungstenite::{
+    WebSocketStream,
+    tungstenite::{handshake::derive_accept_key, protocol::Role},
+};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use mlua::prelude::*;
+use mlua_luau_scheduler::LuaSpawnExt;
+
+use super::{
+    report,
+    response::{HttpResponse, plain},
+};
+use crate::{
+    rt::FuturesIo,
+    shared::{
+        body::OutBody,
+        request,
+        websocket::{self, WebSocket},
+    },
+};
+
+/// True when `request` asks for a WebSocket.
+pub(crate) fn is_websocket(headers: &HeaderMap) -> bool {
+    let has_token = |name, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    };
+    has_token(header::CONNECTION, "upgrade") && has_token(header::UPGRADE, "websocket")
+}
+
+/// The first subprotocol the client offered that the server speaks.
+fn choose_protocol(headers: &HeaderMap, supported: &[String]) -> Option<HeaderValue> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .find(|offered| supported.iter().any(|s| s == offered))
+        .and_then(|chosen| HeaderValue::from_str(chosen).ok())
+}
+
+/// Answers the upgrade and starts the handler once the connection upgraded.
+pub(crate) fn upgrade(
+    lua: &Lua,
+    handler: LuaFunction,
+    protocols: &Rc<[String]>,
+    peer: Option<SocketAddr>,
+    mut request: Request<Incoming>,
+) -> HttpResponse {
+    let Some(key) = request.headers().get(header::SEC_WEBSOCKET_KEY).cloned() else {
+        return plain(StatusCode::BAD_REQUEST, "Missing Sec-WebSocket-Key header");
+    };
+    let version_ok = request
+        .headers()
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v.as_bytes() == b"13");
+    if !version_ok {
+        let mut response = plain(
+            StatusCode::UPGRADE_REQUIRED,
+            "Unsupported WebSocket version",
+        );
+        response.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        return response;
+    }
+    let protocol = choose_protocol(request.headers(), protocols);
+    let (parts, body) = request.into_parts();
+    let table = match request::request_table(lua, &parts, &[], peer) {
+        Ok(table) => table,
+        Err(e) => {
+            report::error(&format!(
+                "net.serve: failed to build the request table: {e}"
+            ));
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+        }
+    };
+    request = Request::from_parts(parts, body);
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    let chosen = protocol
+        .as_ref()
+        .and_then(|p| p.to_str().ok())
+        .map(str::to_string);
+    let lua_inner = lua.clone();
+    lua.spawn_local(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let stream = WebSocketStream::from_raw_socket(
+            FuturesIo(upgraded),
+            Role::Server,
+            Some(websocket::config()),
+        )
+        .await;
+        let socket = WebSocket::new(stream, chosen);
+        let handle = socket.handle();
+        let result = match websocket::into_object(&lua_inner, socket) {
+            Ok(object) => handler.call_async::<()>((object, table)).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            report::error(&format!("net.serve: the WebSocket handler errored:\n{e}"));
+            handle.close(1011, "Internal error").await;
+        }
+    });
+    let accept = derive_accept_key(key.as_bytes());
+    let mut response = Response::new(OutBody::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let map = response.headers_mut();
+    map.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    map.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(value) = HeaderValue::from_str(&accept) {
+        map.insert(header::SEC_WEBSOCKET_ACCEPT, value);
+    }
+    if let Some(protocol) = protocol {
+        map.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_offered_protocol_the_server_speaks() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("a, chat"),
+        );
+        headers.append(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("v2"));
+        let supported = ["v2".to_string(), "chat".to_string()];
+        assert_eq!(
+            choose_protocol(&headers, &supported),
+            Some(HeaderValue::from_static("chat"))
+        );
+        assert_eq!(choose_protocol(&headers, &["x".to_string()]), None);
+        assert_eq!(choose_protocol(&HeaderMap::new(), &supported), None);
+    }
+}
