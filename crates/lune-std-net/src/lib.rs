@@ -43,7 +43,7 @@ pub fn module(lua: Lua) -> LuaResult<LuaTable> {
             let config = client::ws::SocketConfig::from_lua_args(url, options)?;
             let socket = client::ws::connect(config)
                 .await
-                .map_err(LuaError::runtime)?;
+                .map_err(LuaError::external)?;
             shared::websocket::into_object(&lua, socket)
         },
     )?;

@@ -18,6 +18,8 @@ pub(crate) enum ConnectError {
     Connect { addr: String, source: io::Error },
     Tls { host: String, source: io::Error },
     Proxy(String),
+    /// The trust roots named by the environment are unusable.
+    Trust(String),
     /// The HTTP/1.1 or HTTP/2 handshake over a new connection failed.
     Handshake(hyper::Error),
     Timeout { addr: String, after: Duration },
@@ -44,6 +46,7 @@ impl fmt::Display for ConnectError {
                 }
             }
             Self::Proxy(message) => write!(f, "{message}"),
+            Self::Trust(message) => write!(f, "{message}"),
             Self::Handshake(e) => write!(f, "HTTP handshake failed: {e}"),
             Self::Timeout { addr, after } => write!(
                 f,
@@ -110,7 +113,8 @@ pub(crate) async fn tls(tcp: TcpStream, host: &str, alpn: Alpn) -> Result<Stream
         host: bare.to_string(),
         source: io::Error::new(io::ErrorKind::InvalidInput, e),
     })?;
-    let connector = TlsConnector::from(client_config(alpn));
+    let config = client_config(alpn).map_err(ConnectError::Trust)?;
+    let connector = TlsConnector::from(config);
     let stream = connector
         .connect(name, tcp)
         .await

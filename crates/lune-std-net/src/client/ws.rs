@@ -1,11 +1,32 @@
-//! `net.socket`: the WebSocket client handshake over the shared connect path.
+//! `net.socket`: the WebSocket client handshake (RFC 6455 §4.1) as an
+//! HTTP/1.1 upgrade over the shared connect path.
 
-use async_tungstenite::tungstenite::{self, client::IntoClientRequest};
-use http::{HeaderName, HeaderValue};
+use std::fmt;
+
+use async_tungstenite::{
+    WebSocketStream,
+    tungstenite::{
+        handshake::{client::generate_key, derive_accept_key},
+        protocol::Role,
+    },
+};
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Request, StatusCode, header};
+use http_body_util::Empty;
+use hyper::{client::conn::http1, upgrade::Upgraded};
 use mlua::prelude::*;
 
-use super::{connect, tls::Alpn};
-use crate::shared::{headers, stream::Stream, websocket};
+use super::{
+    connect::{self, ConnectError},
+    tls::Alpn,
+};
+use crate::{
+    rt::{self, FuturesIo, HyperIo},
+    shared::{headers, options::Options, websocket},
+};
+
+/// A WebSocket over an upgraded HTTP connection, client or server side.
+pub(crate) type UpgradedSocket = websocket::WebSocket<FuturesIo<Upgraded>>;
 
 /// `net.socket(url, options?)`.
 pub(crate) struct SocketConfig {
@@ -28,55 +49,134 @@ impl SocketConfig {
             protocols: Vec::new(),
         };
         if let Some(options) = options {
-            config.headers = headers::read_headers(options.get("headers")?)?;
-            if let Some(protocols) = options.get::<Option<LuaTable>>("protocols")? {
-                for protocol in protocols.sequence_values::<String>() {
-                    config.protocols.push(protocol?);
-                }
-            }
+            let fields = Options::new(&options);
+            config.headers = headers::read_headers(fields.table("headers")?)?;
+            config.protocols = fields.strings("protocols")?;
         }
         Ok(config)
     }
 }
 
+/// Why a WebSocket could not be opened.
+#[derive(Debug)]
+pub(crate) enum SocketError {
+    Url(String),
+    Connect(ConnectError),
+    Http { url: String, source: hyper::Error },
+    NotUpgraded { url: String, status: StatusCode },
+    BadAccept { url: String },
+    UnofferedProtocol { url: String, protocol: String },
+}
+
+impl fmt::Display for SocketError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Url(message) => write!(f, "{message}"),
+            Self::Connect(e) => write!(f, "{e}"),
+            Self::Http { url, source } => write!(f, "WebSocket handshake with {url} failed: {source}"),
+            Self::NotUpgraded { url, status } => write!(
+                f,
+                "Server at {url} did not upgrade to a WebSocket (it answered {status})"
+            ),
+            Self::BadAccept { url } => write!(
+                f,
+                "WebSocket handshake with {url} failed: the server's Sec-WebSocket-Accept is wrong"
+            ),
+            Self::UnofferedProtocol { url, protocol } => write!(
+                f,
+                "WebSocket handshake with {url} failed: the server chose subprotocol '{protocol}', which was not offered"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SocketError {}
+
 /// Connects and completes the WebSocket handshake.
-pub(crate) async fn connect(config: SocketConfig) -> Result<websocket::WebSocket<Stream>, String> {
-    let url = crate::url::parse(&config.url, &["ws", "wss"])?;
+pub(crate) async fn connect(config: SocketConfig) -> Result<UpgradedSocket, SocketError> {
+    let url = crate::url::parse(&config.url, &["ws", "wss"]).map_err(SocketError::Url)?;
+    let http_error = |source| SocketError::Http {
+        url: config.url.clone(),
+        source,
+    };
     let host = url.host_str().unwrap_or_default().to_string();
     let port = url.port_or_known_default().unwrap_or(80);
     let tls = (url.scheme() == "wss").then_some(Alpn::Http1);
     let stream = connect::connect(&host, port, tls)
         .await
-        .map_err(|e| e.to_string())?;
-    let mut request = url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| format!("Invalid WebSocket url '{}': {e}", config.url))?;
+        .map_err(SocketError::Connect)?;
+    let (mut sender, conn) = http1::Builder::new()
+        .handshake::<_, Empty<Bytes>>(HyperIo::new(stream))
+        .await
+        .map_err(http_error)?;
+    // Runs until the upgrade, then hands the connection over.
+    rt::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+
+    let key = generate_key();
+    let mut target = url.path().to_string();
+    if let Some(query) = url.query() {
+        target.push('?');
+        target.push_str(query);
+    }
+    let host_header = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.clone(),
+    };
+    let mut request = Request::get(target)
+        .header(header::HOST, host_header)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_VERSION, "13")
+        .header(header::SEC_WEBSOCKET_KEY, key.as_str())
+        .body(Empty::new())
+        .map_err(|e| SocketError::Url(format!("Invalid WebSocket url '{}': {e}", config.url)))?;
+    let map = request.headers_mut();
     for (name, value) in config.headers {
-        request.headers_mut().append(name, value);
+        if name == header::HOST {
+            map.insert(name, value);
+        } else {
+            map.append(name, value);
+        }
     }
     if !config.protocols.is_empty() {
         let offered = HeaderValue::from_str(&config.protocols.join(", "))
-            .map_err(|_| "Invalid WebSocket protocol name".to_string())?;
-        request
-            .headers_mut()
-            .insert("sec-websocket-protocol", offered);
+            .map_err(|_| SocketError::Url("Invalid WebSocket protocol name".to_string()))?;
+        map.insert(header::SEC_WEBSOCKET_PROTOCOL, offered);
     }
-    let (stream, response) =
-        async_tungstenite::client_async_with_config(request, stream, Some(websocket::config()))
-            .await
-            .map_err(|e| match e {
-                tungstenite::Error::Http(response) => format!(
-                    "Server at {} did not upgrade to a WebSocket (it answered {})",
-                    config.url,
-                    response.status()
-                ),
-                other => format!("WebSocket handshake with {} failed: {other}", config.url),
-            })?;
+
+    let response = sender.send_request(request).await.map_err(http_error)?;
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return Err(SocketError::NotUpgraded {
+            url: config.url,
+            status: response.status(),
+        });
+    }
+    let accept_ok = response
+        .headers()
+        .get(header::SEC_WEBSOCKET_ACCEPT)
+        .is_some_and(|v| v.as_bytes() == derive_accept_key(key.as_bytes()).as_bytes());
+    if !accept_ok {
+        return Err(SocketError::BadAccept { url: config.url });
+    }
+    // A server may choose none of the offered subprotocols (RFC 6455 §4.1),
+    // but never one that was not offered.
     let protocol = response
         .headers()
-        .get("sec-websocket-protocol")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string());
+    if let Some(chosen) = &protocol
+        && !config.protocols.iter().any(|p| p == chosen)
+    {
+        return Err(SocketError::UnofferedProtocol {
+            url: config.url,
+            protocol: chosen.clone(),
+        });
+    }
+    let upgraded = hyper::upgrade::on(response).await.map_err(http_error)?;
+    let stream =
+        WebSocketStream::from_raw_socket(FuturesIo(upgraded), Role::Client, Some(websocket::config()))
+            .await;
     Ok(websocket::WebSocket::new(stream, protocol))
 }
