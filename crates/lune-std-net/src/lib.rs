@@ -26,27 +26,29 @@ pub fn module(lua: Lua) -> LuaResult<LuaTable> {
         let client = client.clone();
         lua.create_async_function(move |lua, config: RequestConfig| {
             let client = client.clone();
-            async move {
+            lune_utils::wake_on_drop(async move {
                 let response = client.request(config).await.map_err(LuaError::external)?;
                 response.into_lua(&lua)
-            }
+            })
         })?
     };
-    let serve =
-        lua.create_async_function(|lua, (port, config): (LuaValue, LuaValue)| async move {
+    let serve = lua.create_async_function(|lua, (port, config): (LuaValue, LuaValue)| {
+        lune_utils::wake_on_drop(async move {
             let port = shared::options::port(&port, "port")?;
             let config = server::config::ServeConfig::from_lua(config, &lua)?;
             server::serve(lua, port, config).await
+        })
+    })?;
+    let socket =
+        lua.create_async_function(|lua, (url, options): (LuaValue, Option<LuaTable>)| {
+            lune_utils::wake_on_drop(async move {
+                let config = client::ws::SocketConfig::from_lua_args(url, options)?;
+                let socket = client::ws::connect(config)
+                    .await
+                    .map_err(LuaError::external)?;
+                shared::websocket::into_object(&lua, socket)
+            })
         })?;
-    let socket = lua.create_async_function(
-        |lua, (url, options): (LuaValue, Option<LuaTable>)| async move {
-            let config = client::ws::SocketConfig::from_lua_args(url, options)?;
-            let socket = client::ws::connect(config)
-                .await
-                .map_err(LuaError::external)?;
-            shared::websocket::into_object(&lua, socket)
-        },
-    )?;
     let tcp = TableBuilder::new(lua.clone())?
         .with_async_function(
             "connect",

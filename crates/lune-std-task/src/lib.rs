@@ -33,7 +33,8 @@ end
 /// Builds the `@lune/task` table. Needs a scheduler attached to `lua`.
 pub fn module(lua: Lua) -> LuaResult<LuaTable> {
     let fns = Functions::new(lua.clone())?;
-    let wait = lua.create_async_function(wait)?;
+    let wait =
+        lua.create_async_function(|lua, seconds| lune_utils::wake_on_drop(wait(lua, seconds)))?;
     let delay = lua
         .load(DELAY_LUAU)
         .set_name("=task.delay")

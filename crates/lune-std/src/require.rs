@@ -56,7 +56,7 @@ pub(crate) fn inject(lua: &Lua) -> LuaResult<()> {
     let implementation =
         lua.create_async_function(move |lua, (source, path): (String, String)| {
             let cache = cache.clone();
-            async move { require(&lua, &cache, &source, &path).await }
+            lune_utils::wake_on_drop(async move { require(&lua, &cache, &source, &path).await })
         })?;
     let require = lua
         .load(REQUIRE_WRAPPER)

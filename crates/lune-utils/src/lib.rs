@@ -6,6 +6,9 @@ use mlua::prelude::*;
 
 pub mod fmt;
 pub mod jsonc;
+mod wake_on_drop;
+
+pub use wake_on_drop::{WakeOnDrop, wake_on_drop};
 
 /// The arguments given to the script after its path (`lune run script a b`),
 /// stored as Lua app data by the runtime before libraries are loaded.
@@ -75,7 +78,9 @@ impl TableBuilder {
         F: Fn(Lua, A) -> FR + mlua::MaybeSend + 'static,
         FR: std::future::Future<Output = LuaResult<R>> + mlua::MaybeSend + 'static,
     {
-        let f = self.lua.create_async_function(func)?;
+        let f = self
+            .lua
+            .create_async_function(move |lua, args| wake_on_drop(func(lua, args)))?;
         self.with_value(key, f)
     }
 

@@ -22,7 +22,11 @@ fn child_panics_on_a_swallowed_thread() {
 fn swallowed_panic_exits_non_zero() {
     let exe = std::env::current_exe().expect("the test binary");
     let output = Command::new(exe)
-        .args(["--exact", "child_panics_on_a_swallowed_thread", "--nocapture"])
+        .args([
+            "--exact",
+            "child_panics_on_a_swallowed_thread",
+            "--nocapture",
+        ])
         .env(CHILD, "1")
         .output()
         .expect("the child runs");
@@ -32,5 +36,8 @@ fn swallowed_panic_exits_non_zero() {
         Some(lune_utils::PANIC_EXIT_CODE),
         "a panic ends the process with the panic exit code; stderr: {stderr}"
     );
-    assert!(stderr.contains("deliberate panic"), "the message is printed: {stderr}");
+    assert!(
+        stderr.contains("deliberate panic"),
+        "the message is printed: {stderr}"
+    );
 }

@@ -14,15 +14,27 @@ use crate::shared::stream::Stream;
 /// Why a connection could not be made.
 #[derive(Debug)]
 pub(crate) enum ConnectError {
-    Resolve { host: String, source: io::Error },
-    Connect { addr: String, source: io::Error },
-    Tls { host: String, source: io::Error },
+    Resolve {
+        host: String,
+        source: io::Error,
+    },
+    Connect {
+        addr: String,
+        source: io::Error,
+    },
+    Tls {
+        host: String,
+        source: io::Error,
+    },
     Proxy(String),
     /// The trust roots named by the environment are unusable.
     Trust(String),
     /// The HTTP/1.1 or HTTP/2 handshake over a new connection failed.
     Handshake(hyper::Error),
-    Timeout { addr: String, after: Duration },
+    Timeout {
+        addr: String,
+        after: Duration,
+    },
 }
 
 impl fmt::Display for ConnectError {
@@ -45,8 +57,7 @@ impl fmt::Display for ConnectError {
                     write!(f, "TLS handshake with '{host}' failed: {source}")
                 }
             }
-            Self::Proxy(message) => write!(f, "{message}"),
-            Self::Trust(message) => write!(f, "{message}"),
+            Self::Proxy(message) | Self::Trust(message) => write!(f, "{message}"),
             Self::Handshake(e) => write!(f, "HTTP handshake failed: {e}"),
             Self::Timeout { addr, after } => write!(
                 f,

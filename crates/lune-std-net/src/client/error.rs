@@ -9,13 +9,25 @@ use super::{connect::ConnectError, redirect::RedirectError};
 pub(crate) enum RequestError {
     Url(String),
     Connect(ConnectError),
-    Http { url: String, source: hyper::Error },
-    Body { url: String, source: Box<dyn std::error::Error + Send + Sync> },
+    Http {
+        url: String,
+        source: hyper::Error,
+    },
+    Body {
+        url: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     Timeout(Duration),
     Redirect(RedirectError),
-    Decompress { encoding: String, source: std::io::Error },
+    Decompress {
+        encoding: String,
+        source: std::io::Error,
+    },
     /// The response body is larger than `options.maxBodySize`.
-    TooLarge { limit: usize, url: String },
+    TooLarge {
+        limit: usize,
+        url: String,
+    },
     /// A proxy variable of the environment is unusable.
     Proxy(String),
 }
@@ -23,7 +35,7 @@ pub(crate) enum RequestError {
 impl fmt::Display for RequestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Url(message) => write!(f, "{message}"),
+            Self::Url(message) | Self::Proxy(message) => write!(f, "{message}"),
             Self::Connect(e) => write!(f, "{e}"),
             Self::Http { url, source } => {
                 write!(f, "Request to {url} failed: {}", describe(source))
@@ -37,7 +49,6 @@ impl fmt::Display for RequestError {
                 f,
                 "Response body from {url} is larger than the limit of {limit} bytes (maxBodySize)"
             ),
-            Self::Proxy(message) => write!(f, "{message}"),
             Self::Timeout(d) => write!(f, "Request timed out after {} seconds", d.as_secs_f64()),
             Self::Redirect(e) => write!(f, "{e}"),
             Self::Decompress { encoding, source } => {
@@ -63,4 +74,3 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     }
     text
 }
-

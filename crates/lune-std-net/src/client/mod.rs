@@ -3,8 +3,8 @@
 
 pub(crate) mod config;
 pub(crate) mod connect;
-mod pool;
 mod error;
+mod pool;
 mod proxy;
 mod redirect;
 pub(crate) mod tcp;

@@ -26,9 +26,19 @@ pub(crate) struct Hop {
 /// Why a redirect cannot be followed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum RedirectError {
-    TooMany { max: u32, url: String },
-    BadLocation { location: String, url: String, reason: String },
-    BadScheme { scheme: String, url: String },
+    TooMany {
+        max: u32,
+        url: String,
+    },
+    BadLocation {
+        location: String,
+        url: String,
+        reason: String,
+    },
+    BadScheme {
+        scheme: String,
+        url: String,
+    },
 }
 
 impl std::fmt::Display for RedirectError {
@@ -159,7 +169,9 @@ mod tests {
 
     #[test]
     fn keeps_method_for_307_308_and_drops_credentials_across_origins() {
-        let next = hop(307, "http://a/", "https://b/").expect("follows").expect("a hop");
+        let next = hop(307, "http://a/", "https://b/")
+            .expect("follows")
+            .expect("a hop");
         assert!(!next.to_get);
         assert!(next.cross_origin);
         let mut method = Method::PUT;

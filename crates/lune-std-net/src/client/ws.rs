@@ -73,7 +73,9 @@ impl fmt::Display for SocketError {
         match self {
             Self::Url(message) => write!(f, "{message}"),
             Self::Connect(e) => write!(f, "{e}"),
-            Self::Http { url, source } => write!(f, "WebSocket handshake with {url} failed: {source}"),
+            Self::Http { url, source } => {
+                write!(f, "WebSocket handshake with {url} failed: {source}")
+            }
             Self::NotUpgraded { url, status } => write!(
                 f,
                 "Server at {url} did not upgrade to a WebSocket (it answered {status})"
@@ -175,8 +177,11 @@ pub(crate) async fn connect(config: SocketConfig) -> Result<UpgradedSocket, Sock
         });
     }
     let upgraded = hyper::upgrade::on(response).await.map_err(http_error)?;
-    let stream =
-        WebSocketStream::from_raw_socket(FuturesIo(upgraded), Role::Client, Some(websocket::config()))
-            .await;
+    let stream = WebSocketStream::from_raw_socket(
+        FuturesIo(upgraded),
+        Role::Client,
+        Some(websocket::config()),
+    )
+    .await;
     Ok(websocket::WebSocket::new(stream, protocol))
 }

@@ -80,17 +80,15 @@ pub(crate) async fn read(
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok());
     match encoding.and_then(decode::format_of) {
-        Some(format) if !bytes.is_empty() => {
-            decode::decode(format, bytes, Some(limits.max_size))
-                .await
-                .map_err(|e| match e {
-                    DecodeError::TooLarge { .. } => too_large(),
-                    DecodeError::Invalid(e) => plain(
-                        StatusCode::BAD_REQUEST,
-                        &format!("Failed to decompress the request body: {e}"),
-                    ),
-                })
-        }
+        Some(format) if !bytes.is_empty() => decode::decode(format, bytes, Some(limits.max_size))
+            .await
+            .map_err(|e| match e {
+                DecodeError::TooLarge { .. } => too_large(),
+                DecodeError::Invalid(e) => plain(
+                    StatusCode::BAD_REQUEST,
+                    &format!("Failed to decompress the request body: {e}"),
+                ),
+            }),
         _ => Ok(bytes),
     }
 }

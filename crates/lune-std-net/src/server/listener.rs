@@ -103,19 +103,23 @@ impl LuaUserData for Listener {
     }
 
     fn add_methods<M: LuaUserDataMethods<Self>>(methods: &mut M) {
-        methods.add_async_method("accept", |_, this, ()| async move {
-            let accepted = this.accepted.clone();
-            drop(this);
-            match accepted.recv().await {
-                Ok(conn) => Ok(Some(TcpStream::new(conn.stream, conn.local, conn.peer))),
-                Err(_) => Ok(None),
-            }
+        methods.add_async_method("accept", |_, this, ()| {
+            lune_utils::wake_on_drop(async move {
+                let accepted = this.accepted.clone();
+                drop(this);
+                match accepted.recv().await {
+                    Ok(conn) => Ok(Some(TcpStream::new(conn.stream, conn.local, conn.peer))),
+                    Err(_) => Ok(None),
+                }
+            })
         });
-        methods.add_async_method("close", |_, this, ()| async move {
-            this.close();
-            // Once this returns, connecting to the port is refused.
-            this.closed.wait().await;
-            Ok(())
+        methods.add_async_method("close", |_, this, ()| {
+            lune_utils::wake_on_drop(async move {
+                this.close();
+                // Once this returns, connecting to the port is refused.
+                this.closed.wait().await;
+                Ok(())
+            })
         });
         methods.add_meta_method(LuaMetaMethod::ToString, |_, this, ()| {
             Ok(format!("TcpListener({})", this.bound))

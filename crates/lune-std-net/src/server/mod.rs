@@ -3,15 +3,19 @@
 //! that stops it gracefully. Everything runs on the Luau thread.
 
 mod accept;
+mod body;
 pub(crate) mod config;
 pub(crate) mod listener;
 pub(crate) mod report;
-mod body;
 mod response;
 mod service;
 mod upgrade;
 
-use std::{rc::Rc, time::Duration};
+use std::{
+    cell::Cell,
+    rc::Rc,
+    time::{Duration, Instant},
+};
 
 use futures_lite::future;
 use futures_rustls::TlsAcceptor;
@@ -36,6 +40,57 @@ const MAX_CONCURRENT_STREAMS: u32 = 128;
 /// Bytes buffered per HTTP/2 stream beyond what flow control lets out.
 const MAX_SEND_BUF_SIZE: usize = 64 * 1024;
 
+/// How long a server must have had no connections before the memory its
+/// last load left behind is released.
+const IDLE_RELEASE: Duration = Duration::from_secs(1);
+
+/// The open connections of one server. When the last one closes and none
+/// opens for [`IDLE_RELEASE`], memory is given back (`rt::release_memory`).
+struct Connections {
+    lua: Lua,
+    open: Cell<usize>,
+    idle_since: Cell<Instant>,
+    release_pending: Cell<bool>,
+}
+
+/// Counts one connection while it lives.
+struct Open(Rc<Connections>);
+
+impl Connections {
+    fn open(self: &Rc<Self>) -> Open {
+        self.open.set(self.open.get() + 1);
+        Open(self.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        let conns = &self.0;
+        conns.open.set(conns.open.get().saturating_sub(1));
+        if conns.open.get() > 0 {
+            return;
+        }
+        conns.idle_since.set(Instant::now());
+        if conns.release_pending.replace(true) {
+            return;
+        }
+        let conns = conns.clone();
+        self.0.lua.spawn_local(async move {
+            loop {
+                async_io::Timer::after(IDLE_RELEASE).await;
+                if conns.open.get() > 0 {
+                    break;
+                }
+                if conns.idle_since.get().elapsed() >= IDLE_RELEASE {
+                    crate::rt::release_memory(&conns.lua);
+                    break;
+                }
+            }
+            conns.release_pending.set(false);
+        });
+    }
+}
+
 /// How a server stops: `stop` fires `stopped`, which ends the accept loop and
 /// shuts connections down gracefully; the accept loop fires
 /// `listener_closed` once the socket is gone, which `stop` waits for so that
@@ -58,6 +113,12 @@ pub(crate) async fn serve(lua: Lua, port: u16, config: ServeConfig) -> LuaResult
     let service = Service::new(lua.clone(), config);
     let loop_lua = lua.clone();
     let loop_shutdown = shutdown.clone();
+    let connections = Rc::new(Connections {
+        lua: lua.clone(),
+        open: Cell::new(0),
+        idle_since: Cell::new(Instant::now()),
+        release_pending: Cell::new(false),
+    });
     lua.spawn_local(async move {
         let exec = LocalExecutor::new(loop_lua.clone());
         let conn_lua = loop_lua.clone();
@@ -66,7 +127,9 @@ pub(crate) async fn serve(lua: Lua, port: u16, config: ServeConfig) -> LuaResult
             let service = service.for_peer(conn.peer);
             let exec = exec.clone();
             let shutdown = conn_shutdown.clone();
+            let open = connections.open();
             conn_lua.spawn_local(async move {
+                let _open = open;
                 serve_connection(conn.stream, service, exec, timeouts, &shutdown).await;
             });
             future::ready(())

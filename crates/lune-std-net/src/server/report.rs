@@ -28,8 +28,24 @@ struct Log {
 
 static LOG: Mutex<Option<Log>> = Mutex::new(None);
 
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or_default()
+/// An error in one line, without its stack, for summaries.
+fn one_line(text: &str) -> String {
+    let message: Vec<&str> = text
+        .lines()
+        .take_while(|line| !line.trim_start().starts_with("stack traceback"))
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    let mut line = message.join(" ");
+    if line.len() > 300 {
+        let mut cut = 300;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        line.truncate(cut);
+        line.push_str("...");
+    }
+    line
 }
 
 impl Log {
@@ -51,7 +67,7 @@ impl Log {
                 let _ = writeln!(
                     out,
                     "{} (repeated {repeats} more times in the last {secs} s)",
-                    first_line(text)
+                    one_line(text)
                 );
                 *repeats = 0;
             }
@@ -127,16 +143,23 @@ mod tests {
     #[test]
     fn repeats_are_counted_and_summarised() {
         let mut log = Log::new();
-        assert!(log.record("boom\nstack"), "the first report is whole");
+        let error = "ctx:\nboom\nstack traceback:\n\tline";
+        assert!(log.record(error), "the first report is whole");
         for _ in 0..1000 {
-            assert!(!log.record("boom\nstack"), "repeats are not printed");
+            assert!(!log.record(error), "repeats are not printed");
         }
         assert!(log.record("other"), "a distinct error is printed");
         let mut out = Vec::new();
         log.summarise(&mut out);
         let text = String::from_utf8(out).expect("utf-8");
-        assert!(text.contains("boom (repeated 1000 more times"), "{text}");
-        assert!(!text.contains("stack"), "summaries are one line: {text}");
+        assert!(
+            text.contains("ctx: boom (repeated 1000 more times"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("line"),
+            "summaries leave the stack out: {text}"
+        );
         let mut again = Vec::new();
         log.summarise(&mut again);
         assert!(again.is_empty(), "counts reset after a summary");
@@ -149,6 +172,10 @@ mod tests {
         assert_eq!(printed, super::WHOLE_PER_INTERVAL as usize);
         let mut out = Vec::new();
         log.summarise(&mut out);
-        assert!(String::from_utf8(out).expect("utf-8").contains("80 more errors"));
+        assert!(
+            String::from_utf8(out)
+                .expect("utf-8")
+                .contains("80 more errors")
+        );
     }
 }

@@ -142,7 +142,10 @@ mod tests {
             header::SEC_WEBSOCKET_PROTOCOL,
             HeaderValue::from_static("a, chat"),
         );
-        headers.append(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("v2"));
+        headers.append(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("v2"),
+        );
         let supported = ["v2".to_string(), "chat".to_string()];
         assert_eq!(
             choose_protocol(&headers, &supported),

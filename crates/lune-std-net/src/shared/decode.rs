@@ -103,8 +103,7 @@ mod tests {
 
     fn gzip_of_zeros(n: usize) -> Bytes {
         Bytes::from(
-            compression::compress(CompressionFormat::Gzip, &vec![0; n], None)
-                .expect("compresses"),
+            compression::compress(CompressionFormat::Gzip, &vec![0; n], None).expect("compresses"),
         )
     }
 
@@ -118,7 +117,13 @@ mod tests {
 
     #[test]
     fn decodes_small_and_large_bodies_exactly() {
-        for n in [0, 10, INLINE_BUDGET - 1, INLINE_BUDGET, INLINE_BUDGET * 5 + 3] {
+        for n in [
+            0,
+            10,
+            INLINE_BUDGET - 1,
+            INLINE_BUDGET,
+            INLINE_BUDGET * 5 + 3,
+        ] {
             let decoded =
                 async_io::block_on(decode(CompressionFormat::Gzip, gzip_of_zeros(n), Some(n)))
                     .expect("within the limit");

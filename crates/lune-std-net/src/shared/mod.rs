@@ -2,8 +2,8 @@
 
 pub(crate) mod body;
 pub(crate) mod decode;
-pub(crate) mod options;
 pub(crate) mod headers;
+pub(crate) mod options;
 pub(crate) mod request;
 pub(crate) mod response;
 pub(crate) mod signal;

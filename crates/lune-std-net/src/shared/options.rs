@@ -181,11 +181,7 @@ impl<'a> Options<'a> {
         let pem = |field: &str| -> LuaResult<LuaString> {
             match tls.get::<LuaValue>(field)? {
                 LuaValue::String(s) => Ok(s),
-                other => Err(invalid(
-                    &format!("{key}.{field}"),
-                    "a PEM string",
-                    &other,
-                )),
+                other => Err(invalid(&format!("{key}.{field}"), "a PEM string", &other)),
             }
         };
         let cert = pem("cert")?;

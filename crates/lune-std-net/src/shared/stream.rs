@@ -121,10 +121,7 @@ impl<S> SendTimeout<S> {
         match std::future::Future::poll(Pin::new(timer), cx) {
             Poll::Ready(_) => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!(
-                    "the peer took no data for {} seconds",
-                    limit.as_secs_f64()
-                ),
+                format!("the peer took no data for {} seconds", limit.as_secs_f64()),
             ))),
             Poll::Pending => Poll::Pending,
         }

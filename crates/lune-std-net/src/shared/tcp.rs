@@ -129,23 +129,29 @@ impl LuaUserData for TcpStream {
     }
 
     fn add_methods<M: LuaUserDataMethods<Self>>(methods: &mut M) {
-        methods.add_async_method("read", |lua, this, size: Option<LuaValue>| async move {
-            let size = read_size(size)?.min(16 * 1024 * 1024);
-            match this.read(size).await? {
-                Some(bytes) => Ok(LuaValue::String(lua.create_string(bytes)?)),
-                None => Ok(LuaValue::Nil),
-            }
+        methods.add_async_method("read", |lua, this, size: Option<LuaValue>| {
+            lune_utils::wake_on_drop(async move {
+                let size = read_size(size)?.min(16 * 1024 * 1024);
+                match this.read(size).await? {
+                    Some(bytes) => Ok(LuaValue::String(lua.create_string(bytes)?)),
+                    None => Ok(LuaValue::Nil),
+                }
+            })
         });
-        methods.add_async_method("write", |_, this, data: LuaValue| async move {
-            match &data {
-                // Lua strings are immutable: write straight from Lua's memory.
-                LuaValue::String(s) => this.write(&s.as_bytes()).await,
-                other => this.write(&bytes_from_lua(other, "TCP data")?).await,
-            }
+        methods.add_async_method("write", |_, this, data: LuaValue| {
+            lune_utils::wake_on_drop(async move {
+                match &data {
+                    // Lua strings are immutable: write straight from Lua's memory.
+                    LuaValue::String(s) => this.write(&s.as_bytes()).await,
+                    other => this.write(&bytes_from_lua(other, "TCP data")?).await,
+                }
+            })
         });
-        methods.add_async_method("close", |_, this, ()| async move {
-            this.close().await;
-            Ok(())
+        methods.add_async_method("close", |_, this, ()| {
+            lune_utils::wake_on_drop(async move {
+                this.close().await;
+                Ok(())
+            })
         });
         methods.add_meta_method(LuaMetaMethod::ToString, |_, this, ()| {
             Ok(format!(
@@ -153,5 +159,17 @@ impl LuaUserData for TcpStream {
                 this.inner.local, this.inner.remote
             ))
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Regression: the docs said `read()` defaults to 8 KiB while it read up
+    /// to 64 KiB.
+    #[test]
+    fn documented_read_default_matches_the_code() {
+        let docs = include_str!("../../types.d.luau");
+        let said = format!("(default {} KiB)", super::DEFAULT_READ_SIZE / 1024);
+        assert!(docs.contains(&said), "types.d.luau should say {said}");
     }
 }

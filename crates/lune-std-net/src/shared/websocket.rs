@@ -234,49 +234,57 @@ impl<S: Transport> LuaUserData for WebSocket<S> {
     }
 
     fn add_methods<M: LuaUserDataMethods<Self>>(methods: &mut M) {
-        methods.add_async_method("next", |lua, this, ()| async move {
-            match this.next_message().await? {
-                Some(bytes) => Ok(LuaValue::String(lua.create_string(&bytes)?)),
-                None => Ok(LuaValue::Nil),
-            }
+        methods.add_async_method("next", |lua, this, ()| {
+            lune_utils::wake_on_drop(async move {
+                match this.next_message().await? {
+                    Some(bytes) => Ok(LuaValue::String(lua.create_string(&bytes)?)),
+                    None => Ok(LuaValue::Nil),
+                }
+            })
         });
         methods.add_async_method(
             "send",
-            |_, this, (message, as_binary): (LuaValue, Option<bool>)| async move {
-                let data = match message {
-                    LuaValue::Nil => Bytes::new(),
-                    other => bytes_from_lua(&other, "WebSocket message")?,
-                };
-                let message = if as_binary.unwrap_or(false) {
-                    Message::Binary(data)
-                } else {
-                    // Text frames must be UTF-8; anything else goes out as binary.
-                    match tungstenite::Utf8Bytes::try_from(data.clone()) {
-                        Ok(text) => Message::Text(text),
-                        Err(_) => Message::Binary(data),
-                    }
-                };
-                this.send_message(message).await
+            |_, this, (message, as_binary): (LuaValue, Option<bool>)| {
+                lune_utils::wake_on_drop(async move {
+                    let data = match message {
+                        LuaValue::Nil => Bytes::new(),
+                        other => bytes_from_lua(&other, "WebSocket message")?,
+                    };
+                    let message = if as_binary.unwrap_or(false) {
+                        Message::Binary(data)
+                    } else {
+                        // Text frames must be UTF-8; anything else goes out as binary.
+                        match tungstenite::Utf8Bytes::try_from(data.clone()) {
+                            Ok(text) => Message::Text(text),
+                            Err(_) => Message::Binary(data),
+                        }
+                    };
+                    this.send_message(message).await
+                })
             },
         );
-        methods.add_async_method("close", |_, this, code: Option<LuaValue>| async move {
-            let code = match code {
-                None | Some(LuaValue::Nil) => 1000,
-                Some(LuaValue::Integer(n)) if (1000..=4999).contains(&n) => n as u16,
-                Some(LuaValue::Number(n)) if n.fract() == 0.0 && (1000.0..=4999.0).contains(&n) => {
-                    n as u16
-                }
-                Some(other) => {
-                    return Err(LuaError::runtime(format!(
-                        "Invalid close code {} - expected a whole number from 1000 to 4999",
-                        other
-                            .to_string()
-                            .unwrap_or_else(|_| lune_utils::type_name(&other).to_string())
-                    )));
-                }
-            };
-            this.close(code, "").await;
-            Ok(())
+        methods.add_async_method("close", |_, this, code: Option<LuaValue>| {
+            lune_utils::wake_on_drop(async move {
+                let code = match code {
+                    None | Some(LuaValue::Nil) => 1000,
+                    Some(LuaValue::Integer(n)) if (1000..=4999).contains(&n) => n as u16,
+                    Some(LuaValue::Number(n))
+                        if n.fract() == 0.0 && (1000.0..=4999.0).contains(&n) =>
+                    {
+                        n as u16
+                    }
+                    Some(other) => {
+                        return Err(LuaError::runtime(format!(
+                            "Invalid close code {} - expected a whole number from 1000 to 4999",
+                            other
+                                .to_string()
+                                .unwrap_or_else(|_| lune_utils::type_name(&other).to_string())
+                        )));
+                    }
+                };
+                this.close(code, "").await;
+                Ok(())
+            })
         });
         methods.add_meta_method(LuaMetaMethod::ToString, |_, this, ()| {
             Ok(match this.inner.close_code.get() {
