@@ -13,7 +13,7 @@ use futures_lite::{
 };
 use mlua::prelude::*;
 
-use super::{body::bytes_from_lua, signal::Signal, stream::Stream};
+use super::{body::bytes_from_lua, options, signal::Signal, stream::Stream};
 
 /// `read()` without a size reads at most this much.
 const DEFAULT_READ_SIZE: usize = 64 * 1024;
@@ -106,18 +106,12 @@ impl TcpStream {
     }
 }
 
+/// The most `read(size)` returns at once, whatever `size` says.
+const MAX_READ_SIZE: usize = 16 * 1024 * 1024;
+
 fn read_size(size: Option<LuaValue>) -> LuaResult<usize> {
-    match size {
-        None | Some(LuaValue::Nil) => Ok(DEFAULT_READ_SIZE),
-        Some(LuaValue::Integer(n)) if n > 0 => Ok(n as usize),
-        Some(LuaValue::Number(n)) if n >= 1.0 && n.is_finite() => Ok(n as usize),
-        Some(other) => Err(LuaError::runtime(format!(
-            "Invalid read size {} - expected a positive number",
-            other
-                .to_string()
-                .unwrap_or_else(|_| lune_utils::type_name(&other).to_string())
-        ))),
-    }
+    let size = size.unwrap_or(LuaValue::Nil);
+    Ok(options::size(&size, "size")?.map_or(DEFAULT_READ_SIZE, |n| n.min(MAX_READ_SIZE)))
 }
 
 impl LuaUserData for TcpStream {
@@ -131,7 +125,7 @@ impl LuaUserData for TcpStream {
     fn add_methods<M: LuaUserDataMethods<Self>>(methods: &mut M) {
         methods.add_async_method("read", |lua, this, size: Option<LuaValue>| {
             lune_utils::wake_on_drop(async move {
-                let size = read_size(size)?.min(16 * 1024 * 1024);
+                let size = read_size(size)?;
                 match this.read(size).await? {
                     Some(bytes) => Ok(LuaValue::String(lua.create_string(bytes)?)),
                     None => Ok(LuaValue::Nil),
