@@ -65,6 +65,21 @@ pub fn module(lua: Lua) -> LuaResult<LuaTable> {
             },
         )?
         .build_readonly()?;
+    let sse = {
+        let client = client.clone();
+        TableBuilder::new(lua.clone())?
+            .with_async_function(
+                "connect",
+                move |lua, (url, options): (LuaValue, Option<LuaTable>)| {
+                    let client = client.clone();
+                    async move {
+                        let config = shared::event_stream::SseConfig::from_lua_args(url, options)?;
+                        shared::event_stream::connect(lua, client, config).await
+                    }
+                },
+            )?
+            .build_readonly()?
+    };
     let ws = TableBuilder::new(lua.clone())?
         .with_value("connect", socket.clone())?
         .build_readonly()?;
@@ -79,6 +94,7 @@ pub fn module(lua: Lua) -> LuaResult<LuaTable> {
         .with_value("http", http)?
         .with_value("ws", ws)?
         .with_value("tcp", tcp)?
+        .with_value("sse", sse)?
         .with_function("urlEncode", url_encode)?
         .with_function("urlDecode", url_decode)?
         .build_readonly()

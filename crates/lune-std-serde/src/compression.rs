@@ -106,6 +106,156 @@ pub fn decoder<'a, R: BufRead + Send + 'a>(
     })
 }
 
+/// Output of an [`Inflater`], refusing to grow past its limit.
+struct Sink {
+    out: Vec<u8>,
+    total: usize,
+    limit: usize,
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.total.saturating_add(buf.len()) > self.limit {
+            return Err(io::Error::new(io::ErrorKind::FileTooLarge, "output limit"));
+        }
+        self.total += buf.len();
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+enum Decoder {
+    /// Zlib or raw deflate, not yet known: the first bytes decide.
+    Undecided(Vec<u8>, Sink),
+    Gzip(flate2::write::MultiGzDecoder<Sink>),
+    Zlib(flate2::write::ZlibDecoder<Sink>),
+    Deflate(flate2::write::DeflateDecoder<Sink>),
+    Brotli(Box<brotli::DecompressorWriter<Sink>>),
+    Zstd(zstd::stream::write::Decoder<'static, Sink>),
+    Done,
+}
+
+/// A decoder fed as compressed bytes arrive (a streamed response body),
+/// never producing more than its limit: past it, [`Inflater::feed`] fails
+/// with `ErrorKind::FileTooLarge` before the output grows further.
+pub struct Inflater {
+    decoder: Decoder,
+}
+
+/// Input is handed to the decoder in slices this large, so that one call
+/// never makes more than a bounded amount of output past the limit check.
+const FEED_SLICE: usize = 4096;
+
+impl Inflater {
+    /// A decoder for `format` (not LZ4, which has no streaming form).
+    pub fn new(format: CompressionFormat, limit: usize) -> io::Result<Self> {
+        let sink = Sink {
+            out: Vec::new(),
+            total: 0,
+            limit,
+        };
+        let decoder = match format {
+            CompressionFormat::Gzip => Decoder::Gzip(flate2::write::MultiGzDecoder::new(sink)),
+            CompressionFormat::Zlib => Decoder::Undecided(Vec::new(), sink),
+            CompressionFormat::Brotli => {
+                Decoder::Brotli(Box::new(brotli::DecompressorWriter::new(sink, 4096)))
+            }
+            CompressionFormat::Zstd => Decoder::Zstd(zstd::stream::write::Decoder::new(sink)?),
+            CompressionFormat::Lz4 => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "lz4 has no streaming decoder",
+                ));
+            }
+        };
+        Ok(Self { decoder })
+    }
+
+    fn sink(&mut self) -> Option<&mut Sink> {
+        match &mut self.decoder {
+            Decoder::Undecided(_, sink) => Some(sink),
+            Decoder::Gzip(d) => Some(d.get_mut()),
+            Decoder::Zlib(d) => Some(d.get_mut()),
+            Decoder::Deflate(d) => Some(d.get_mut()),
+            Decoder::Brotli(d) => Some(d.get_mut()),
+            Decoder::Zstd(d) => Some(d.get_mut()),
+            Decoder::Done => None,
+        }
+    }
+
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        for slice in data.chunks(FEED_SLICE) {
+            match &mut self.decoder {
+                Decoder::Gzip(d) => d.write_all(slice)?,
+                Decoder::Zlib(d) => d.write_all(slice)?,
+                Decoder::Deflate(d) => d.write_all(slice)?,
+                Decoder::Brotli(d) => d.write_all(slice)?,
+                Decoder::Zstd(d) => d.write_all(slice)?,
+                Decoder::Undecided(..) | Decoder::Done => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes `data` and returns the output it completed.
+    pub fn feed(&mut self, data: &[u8]) -> io::Result<Vec<u8>> {
+        if let Decoder::Undecided(head, _) = &mut self.decoder {
+            head.extend_from_slice(data);
+            if head.len() < 2 {
+                return Ok(Vec::new());
+            }
+            let Decoder::Undecided(head, sink) =
+                std::mem::replace(&mut self.decoder, Decoder::Done)
+            else {
+                return Ok(Vec::new());
+            };
+            self.decoder = if has_zlib_header(&head) {
+                Decoder::Zlib(flate2::write::ZlibDecoder::new(sink))
+            } else {
+                Decoder::Deflate(flate2::write::DeflateDecoder::new(sink))
+            };
+            self.write_all(&head)?;
+        } else {
+            self.write_all(data)?;
+        }
+        Ok(self
+            .sink()
+            .map(|s| std::mem::take(&mut s.out))
+            .unwrap_or_default())
+    }
+
+    /// Ends the input; returns the last output. Truncated input is an error.
+    pub fn finish(&mut self) -> io::Result<Vec<u8>> {
+        if let Decoder::Undecided(head, _) = &self.decoder
+            && !head.is_empty()
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "compressed body ended early",
+            ));
+        }
+        let mut out = match std::mem::replace(&mut self.decoder, Decoder::Done) {
+            Decoder::Gzip(d) => d.finish()?,
+            Decoder::Zlib(d) => d.finish()?,
+            Decoder::Deflate(d) => d.finish()?,
+            Decoder::Brotli(d) => d.into_inner().map_err(|_| {
+                io::Error::new(io::ErrorKind::UnexpectedEof, "brotli body ended early")
+            })?,
+            Decoder::Zstd(mut d) => {
+                d.flush()?;
+                d.into_inner()
+            }
+            Decoder::Undecided(_, sink) => sink,
+            Decoder::Done => return Ok(Vec::new()),
+        };
+        Ok(std::mem::take(&mut out.out))
+    }
+}
+
 /// RFC 1950: CM = 8, window ≤ 32K, and the header checksum holds.
 fn has_zlib_header(data: &[u8]) -> bool {
     match data {
@@ -156,6 +306,33 @@ mod tests {
                 decompress(format, b"definitely not compressed data").is_err(),
                 "{format:?}"
             );
+        }
+    }
+
+    #[test]
+    fn inflater_decodes_in_pieces_and_stops_at_its_limit() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        for format in [
+            CompressionFormat::Brotli,
+            CompressionFormat::Gzip,
+            CompressionFormat::Zlib,
+            CompressionFormat::Zstd,
+        ] {
+            let packed = compress(format, &data, None).unwrap();
+            let mut inflater = Inflater::new(format, data.len()).unwrap();
+            let mut out = Vec::new();
+            for piece in packed.chunks(7) {
+                out.extend(inflater.feed(piece).unwrap());
+            }
+            out.extend(inflater.finish().unwrap());
+            assert_eq!(out, data, "{format:?}");
+
+            let mut small = Inflater::new(format, 1000).unwrap();
+            let err = small
+                .feed(&packed)
+                .and_then(|_| small.finish())
+                .unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::FileTooLarge, "{format:?}");
         }
     }
 

@@ -2,12 +2,11 @@
 
 use std::{rc::Rc, time::Duration};
 
-use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method};
 use mlua::prelude::*;
 
 use super::pool::Liveness;
-use crate::shared::{body::body_from_lua, headers, options::Options};
+use crate::shared::{body::BodySource, headers, options::Options};
 
 /// Everything `net.request` was asked to do.
 pub(crate) struct RequestConfig {
@@ -15,14 +14,16 @@ pub(crate) struct RequestConfig {
     pub(crate) method: Method,
     pub(crate) query: Vec<(String, String)>,
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
-    pub(crate) body: Option<Bytes>,
+    pub(crate) body: BodySource,
     pub(crate) options: RequestOptions,
+    /// The Luau state a streamed body is read from (none outside Luau).
+    pub(crate) lua: Option<Lua>,
     /// Whether the Luau thread that made the request still waits for it.
     pub(crate) caller: Liveness,
 }
 
 /// The liveness of the Luau thread running now: false once it is cancelled.
-fn current_caller(lua: &Lua) -> Liveness {
+pub(crate) fn current_caller(lua: &Lua) -> Liveness {
     let thread = lua.current_thread();
     Rc::new(move || {
         matches!(
@@ -40,6 +41,8 @@ pub(crate) struct RequestOptions {
     pub(crate) max_redirects: u32,
     /// The most bytes a response body may have, after decompression.
     pub(crate) max_body_size: Option<usize>,
+    /// Return at the response head, with the body as a `BodyReader`.
+    pub(crate) stream: bool,
 }
 
 impl Default for RequestOptions {
@@ -50,6 +53,7 @@ impl Default for RequestOptions {
             follow_redirects: true,
             max_redirects: 10,
             max_body_size: None,
+            stream: false,
         }
     }
 }
@@ -63,8 +67,9 @@ impl FromLua for RequestConfig {
                     method: Method::GET,
                     query: Vec::new(),
                     headers: Vec::new(),
-                    body: None,
+                    body: BodySource::Empty,
                     options: RequestOptions::default(),
+                    lua: Some(lua.clone()),
                     caller: current_caller(lua),
                 });
             }
@@ -107,7 +112,7 @@ impl FromLua for RequestConfig {
             })
             .collect();
         let headers = headers::read_headers(fields.table("headers")?)?;
-        let body = body_from_lua(table.get("body")?, "body")?;
+        let body = BodySource::from_lua(table.get("body")?, "body")?;
         let options = match fields.table("options")? {
             Some(options) => read_options(&options)?,
             None => RequestOptions::default(),
@@ -119,6 +124,7 @@ impl FromLua for RequestConfig {
             headers,
             body,
             options,
+            lua: Some(lua.clone()),
             caller: current_caller(lua),
         })
     }
@@ -147,5 +153,6 @@ fn read_options(options: &LuaTable) -> LuaResult<RequestOptions> {
             .whole("maxRedirects", 0, u64::from(u32::MAX))?
             .map_or(defaults.max_redirects, |n| n as u32),
         max_body_size: options.size("maxBodySize")?,
+        stream: options.flag("stream")?.unwrap_or(defaults.stream),
     })
 }

@@ -3,6 +3,7 @@
 use std::{fmt, time::Duration};
 
 use super::{connect::ConnectError, redirect::RedirectError};
+use crate::shared::body::BodyError;
 
 /// Why a request failed.
 #[derive(Debug)]
@@ -28,6 +29,13 @@ pub(crate) enum RequestError {
         limit: usize,
         url: String,
     },
+    /// The script's body function failed: its error, as the script raised it.
+    Stream(BodyError),
+    /// A 307/308 redirect would need a streamed body sent again.
+    StreamRedirect {
+        url: String,
+        status: u16,
+    },
     /// A proxy variable of the environment is unusable.
     Proxy(String),
 }
@@ -51,6 +59,11 @@ impl fmt::Display for RequestError {
             ),
             Self::Timeout(d) => write!(f, "Request timed out after {} seconds", d.as_secs_f64()),
             Self::Redirect(e) => write!(f, "{e}"),
+            Self::Stream(e) => write!(f, "{e}"),
+            Self::StreamRedirect { url, status } => write!(
+                f,
+                "Cannot follow the {status} redirect from {url}: the request body was streamed by a function and cannot be sent again"
+            ),
             Self::Decompress { encoding, source } => {
                 write!(
                     f,
@@ -73,4 +86,22 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
         source = inner.source();
     }
     text
+}
+
+impl RequestError {
+    /// A failed exchange: the script's own body error when that is what
+    /// stopped it, otherwise hyper's.
+    pub(crate) fn from_hyper(url: &url::Url, source: hyper::Error) -> Self {
+        let mut cause = std::error::Error::source(&source);
+        while let Some(e) = cause {
+            if let Some(body) = e.downcast_ref::<BodyError>() {
+                return Self::Stream(body.clone());
+            }
+            cause = e.source();
+        }
+        Self::Http {
+            url: url.to_string(),
+            source,
+        }
+    }
 }

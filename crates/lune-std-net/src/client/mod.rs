@@ -5,8 +5,10 @@ pub(crate) mod config;
 pub(crate) mod connect;
 mod error;
 mod pool;
+pub(crate) use pool::Lease;
 mod proxy;
 mod redirect;
+pub(crate) mod sse;
 pub(crate) mod tcp;
 pub(crate) mod tls;
 pub(crate) mod ws;
@@ -15,7 +17,8 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Version, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
 use mlua::Lua;
 use url::Url;
 
@@ -24,7 +27,12 @@ use self::{
     config::{RequestConfig, RequestOptions},
     pool::{Liveness, Origin, Pool, Sender},
 };
-use crate::shared::decode::{self, DecodeError};
+use crate::shared::{
+    body::{BodySource, OutBody},
+    decode::{self, DecodeError},
+    framing,
+    reader::BodyReader,
+};
 
 static USER_AGENT: OnceLock<String> = OnceLock::new();
 
@@ -48,8 +56,14 @@ pub(crate) struct ClientResponse {
     pub(crate) status: StatusCode,
     pub(crate) version: Version,
     pub(crate) headers: HeaderMap,
-    pub(crate) body: Bytes,
+    pub(crate) body: ResponseBody,
     pub(crate) url: Url,
+}
+
+/// A response body: read whole, or a reader (`options.stream`).
+pub(crate) enum ResponseBody {
+    Full(Bytes),
+    Stream(BodyReader),
 }
 
 /// The client: one pool per Luau state.
@@ -87,6 +101,7 @@ impl Client {
             mut headers,
             mut body,
             options,
+            lua,
             caller,
         } = config;
         let mut url = crate::url::parse(&url, &["http", "https"]).map_err(RequestError::Url)?;
@@ -98,49 +113,71 @@ impl Client {
         }
         let mut redirects = 0;
         loop {
-            let (parts, raw_body) = self
-                .exchange(&url, &method, &headers, body.clone(), &options, &caller)
-                .await?;
+            let exchange = Exchange {
+                url: &url,
+                method: &method,
+                headers: &headers,
+                body: &body,
+                lua: lua.as_ref(),
+                options: &options,
+                caller: &caller,
+            };
+            let exchanged = self.exchange(exchange).await?;
             let policy = redirect::Policy {
                 follow: options.follow_redirects,
                 max: options.max_redirects,
             };
-            let location = parts.headers.get(header::LOCATION);
-            if let Some(hop) = redirect::next_hop(policy, redirects, &url, parts.status, location)
-                .map_err(RequestError::Redirect)?
+            let location = exchanged.parts.headers.get(header::LOCATION);
+            if let Some(hop) =
+                redirect::next_hop(policy, redirects, &url, exchanged.parts.status, location)
+                    .map_err(RequestError::Redirect)?
             {
+                if !hop.to_get && body.is_stream() {
+                    return Err(RequestError::StreamRedirect {
+                        url: url.to_string(),
+                        status: exchanged.parts.status.as_u16(),
+                    });
+                }
+                // The redirect's own body is read so its connection is reused.
+                if let Ok(Ok(_)) = read_whole(exchanged.incoming, REDIRECT_BODY_LIMIT).await
+                    && let Some(lease) = exchanged.lease
+                {
+                    lease.release();
+                }
                 redirects += 1;
-                redirect::apply(&hop, &mut method, &mut body, &mut headers);
+                let mut next_body = Some(body);
+                redirect::apply(&hop, &mut method, &mut next_body, &mut headers);
+                body = next_body.unwrap_or(BodySource::Empty);
                 url = hop.url;
                 continue;
             }
-            return finish(parts, raw_body, url, &options).await;
+            return finish(exchanged, url, &options).await;
         }
     }
 
-    /// One request/response exchange with the whole body read. When a reused
-    /// keep-alive connection turns out to be closed, the request goes out
-    /// again on another connection: always if it was never sent, and for
-    /// idempotent methods if the connection closed before the response.
-    async fn exchange(
-        &self,
-        url: &Url,
-        method: &Method,
-        headers: &[(HeaderName, HeaderValue)],
-        body: Option<Bytes>,
-        options: &RequestOptions,
-        caller: &Liveness,
-    ) -> Result<(http::response::Parts, Bytes), RequestError> {
+    /// One request/response exchange, up to the response head. When a
+    /// reused keep-alive connection turns out to be closed, the request goes
+    /// out again on another connection: always if it was never sent, and for
+    /// idempotent methods if the connection closed before the response; a
+    /// streamed body is never sent twice.
+    async fn exchange(&self, exchange: Exchange<'_>) -> Result<Exchanged, RequestError> {
+        let Exchange {
+            url,
+            method,
+            headers,
+            body,
+            lua,
+            options,
+            caller,
+        } = exchange;
         let origin = Origin {
             https: url.scheme() == "https",
             host: url.host_str().unwrap_or_default().to_string(),
             port: url.port_or_known_default().unwrap_or(80),
             proxy: proxy::for_url(url).map_err(RequestError::Proxy)?,
         };
-        let http_error = |source| RequestError::Http {
-            url: url.to_string(),
-            source,
-        };
+        let (headers, declared) = framing::take_declared_length(headers.to_vec(), body.is_stream())
+            .map_err(|e| RequestError::Url(e.to_string()))?;
         loop {
             let checkout = self
                 .pool
@@ -149,13 +186,14 @@ impl Client {
                 .map_err(RequestError::Connect)?;
             let reused = checkout.reused;
             let is_h2 = matches!(checkout.sender, Sender::H2(_));
+            let out = body.clone().into_body(lua, declared, "request body", false);
             let request = build_request(
                 url,
                 &origin,
                 is_h2,
                 method,
-                headers,
-                body.clone(),
+                &headers,
+                out,
                 options.decompress,
             )
             .map_err(RequestError::Url)?;
@@ -167,40 +205,55 @@ impl Client {
                 Ok(response) => response,
                 Err(e)
                     if reused
+                        && !body.is_stream()
                         && (e.is_canceled()
                             || (method.is_idempotent()
                                 && (e.is_incomplete_message() || e.is_closed()))) =>
                 {
                     continue;
                 }
-                Err(e) => return Err(http_error(e)),
+                Err(e) => return Err(RequestError::from_hyper(url, e)),
             };
             let (parts, incoming) = response.into_parts();
-            // Without decompression the received bytes are the body, and the
-            // limit applies to them; compressed bodies are bounded when
-            // decoded (and as received, by the same limit: no encoding we
-            // decode makes data larger).
-            let limit = options.max_body_size.unwrap_or(usize::MAX);
-            let bytes = match Limited::new(incoming, limit).collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                    return Err(RequestError::TooLarge {
-                        limit,
-                        url: url.to_string(),
-                    });
-                }
-                Err(e) => {
-                    return Err(RequestError::Body {
-                        url: url.to_string(),
-                        source: e,
-                    });
-                }
-            };
-            if let Some(sender) = h1 {
-                self.pool.checkin(origin, sender);
-            }
-            return Ok((parts, bytes));
+            return Ok(Exchanged {
+                parts,
+                incoming,
+                lease: h1.map(|sender| self.pool.lease(origin, sender)),
+            });
         }
+    }
+}
+
+/// What one exchange sends.
+struct Exchange<'a> {
+    url: &'a Url,
+    method: &'a Method,
+    headers: &'a [(HeaderName, HeaderValue)],
+    body: &'a BodySource,
+    lua: Option<&'a Lua>,
+    options: &'a RequestOptions,
+    caller: &'a Liveness,
+}
+
+/// A response head, its body still to read, and its connection.
+struct Exchanged {
+    parts: http::response::Parts,
+    incoming: Incoming,
+    lease: Option<Lease>,
+}
+
+/// The most of a redirect's own body that is read to reuse its connection.
+const REDIRECT_BODY_LIMIT: usize = 64 * 1024;
+
+/// Reads a whole body of at most `limit` bytes: `Ok(Err(limit))` past it.
+async fn read_whole(
+    incoming: Incoming,
+    limit: usize,
+) -> Result<Result<Bytes, usize>, Box<dyn std::error::Error + Send + Sync>> {
+    match Limited::new(incoming, limit).collect().await {
+        Ok(collected) => Ok(Ok(collected.to_bytes())),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Ok(Err(limit)),
+        Err(e) => Err(e),
     }
 }
 
@@ -213,9 +266,9 @@ fn build_request(
     is_h2: bool,
     method: &Method,
     headers: &[(HeaderName, HeaderValue)],
-    body: Option<Bytes>,
+    body: OutBody,
     decompress: bool,
-) -> Result<Request<Full<Bytes>>, String> {
+) -> Result<Request<OutBody>, String> {
     let absolute = is_h2 || (origin.proxy.is_some() && !origin.https);
     let target = if absolute {
         let mut full = url.clone();
@@ -232,15 +285,12 @@ fn build_request(
     let mut request = Request::builder()
         .method(method.clone())
         .uri(&target)
-        .body(Full::new(body.unwrap_or_default()))
+        .body(body)
         .map_err(|e| format!("Invalid request to '{url}': {e}"))?;
     let map = request.headers_mut();
+    // Framing headers were taken out (`shared::framing`): hyper frames the body.
     for (name, value) in headers {
-        // hyper frames the body itself; a script's own framing headers could
-        // only contradict it.
-        if name != header::CONTENT_LENGTH && name != header::TRANSFER_ENCODING {
-            map.append(name.clone(), value.clone());
-        }
+        map.append(name.clone(), value.clone());
     }
     if !is_h2 && !map.contains_key(header::HOST) {
         let host = match url.port() {
@@ -269,36 +319,70 @@ fn build_request(
     Ok(request)
 }
 
-/// Decompresses the body when asked and it is encoded in a known format,
-/// within `options.maxBodySize`.
+/// The response as the script gets it: the body read whole and decompressed
+/// within `options.maxBodySize`, or, with `options.stream`, a reader that
+/// does that as the bytes arrive.
 async fn finish(
-    parts: http::response::Parts,
-    body: Bytes,
+    exchanged: Exchanged,
     url: Url,
     options: &RequestOptions,
 ) -> Result<ClientResponse, RequestError> {
+    let Exchanged {
+        parts,
+        incoming,
+        lease,
+    } = exchanged;
     let mut headers = parts.headers;
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.trim().to_ascii_lowercase());
-    let format = encoding.as_deref().and_then(decode::format_of);
-    let body = match (options.decompress, format, encoding) {
-        (true, Some(format), Some(encoding)) if !body.is_empty() => {
-            let decoded = decode::decode(format, body, options.max_body_size)
-                .await
-                .map_err(|e| match e {
-                    DecodeError::TooLarge { limit } => RequestError::TooLarge {
-                        limit,
-                        url: url.to_string(),
-                    },
-                    DecodeError::Invalid(source) => RequestError::Decompress { encoding, source },
-                })?;
-            headers.remove(header::CONTENT_ENCODING);
-            headers.remove(header::CONTENT_LENGTH);
-            decoded
+    let format = encoding
+        .as_deref()
+        .and_then(decode::format_of)
+        .filter(|_| options.decompress);
+    if format.is_some() {
+        headers.remove(header::CONTENT_ENCODING);
+        headers.remove(header::CONTENT_LENGTH);
+    }
+    let body = if options.stream {
+        let reader = BodyReader::new(incoming, format, options.max_body_size, lease, &url)
+            .map_err(|source| RequestError::Decompress {
+                encoding: encoding.clone().unwrap_or_default(),
+                source,
+            })?;
+        ResponseBody::Stream(reader)
+    } else {
+        // Without decompression the received bytes are the body and the limit
+        // applies to them; compressed bodies are held to it as received too.
+        let limit = options.max_body_size.unwrap_or(usize::MAX);
+        let too_large = |limit| RequestError::TooLarge {
+            limit,
+            url: url.to_string(),
+        };
+        let received = read_whole(incoming, limit)
+            .await
+            .map_err(|source| RequestError::Body {
+                url: url.to_string(),
+                source,
+            })?
+            .map_err(too_large)?;
+        if let Some(lease) = lease {
+            lease.release();
         }
-        _ => body,
+        match (format, encoding) {
+            (Some(format), Some(encoding)) if !received.is_empty() => ResponseBody::Full(
+                decode::decode(format, received, options.max_body_size)
+                    .await
+                    .map_err(|e| match e {
+                        DecodeError::TooLarge { limit } => too_large(limit),
+                        DecodeError::Invalid(source) => {
+                            RequestError::Decompress { encoding, source }
+                        }
+                    })?,
+            ),
+            _ => ResponseBody::Full(received),
+        }
     };
     Ok(ClientResponse {
         status: parts.status,

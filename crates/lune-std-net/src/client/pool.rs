@@ -12,9 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bytes::Bytes;
 use event_listener::Event;
-use http_body_util::Full;
 use hyper::client::conn::{http1, http2};
 
 use super::{
@@ -23,7 +21,7 @@ use super::{
 };
 use crate::{
     rt::{self, HyperIo, HyperTimer, SendExecutor},
-    shared::stream::Stream,
+    shared::{body::OutBody, stream::Stream},
 };
 
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -34,7 +32,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// thread was not cancelled.
 const LIVENESS_CHECK: Duration = Duration::from_millis(100);
 
-pub(crate) type Body = Full<Bytes>;
+pub(crate) type Body = OutBody;
 
 /// Where a connection goes: scheme, host, port and the proxy in between.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -71,6 +69,21 @@ struct Connecting {
     alive: Liveness,
 }
 
+/// An HTTP/1.1 connection lent out for one exchange. [`Lease::release`]
+/// gives it back once the response was read to the end; dropping it closes
+/// the connection (a response not read to its end leaves it unusable).
+pub(crate) struct Lease {
+    pool: Pool,
+    origin: Origin,
+    sender: http1::SendRequest<Body>,
+}
+
+impl Lease {
+    pub(crate) fn release(self) {
+        self.pool.checkin(self.origin, self.sender);
+    }
+}
+
 #[derive(Default)]
 struct State {
     idle: HashMap<Origin, Vec<(http1::SendRequest<Body>, Instant)>>,
@@ -79,7 +92,8 @@ struct State {
     next_id: u64,
 }
 
-/// The client's connection pool, owned by the Luau thread.
+/// The client's connection pool, owned by the Luau thread. Clones share it.
+#[derive(Clone)]
 pub(crate) struct Pool {
     state: Rc<RefCell<State>>,
     idle_timeout: Duration,
@@ -194,6 +208,15 @@ impl Pool {
         })
     }
 
+    /// Lends an HTTP/1.1 connection out until its response has been read.
+    pub(crate) fn lease(&self, origin: Origin, sender: http1::SendRequest<Body>) -> Lease {
+        Lease {
+            pool: self.clone(),
+            origin,
+            sender,
+        }
+    }
+
     /// Gives back an HTTP/1.1 connection whose response was fully read.
     pub(crate) fn checkin(&self, origin: Origin, sender: http1::SendRequest<Body>) {
         if sender.is_closed() {
@@ -272,8 +295,7 @@ impl Pool {
 mod tests {
     use std::time::Duration;
 
-    use bytes::Bytes;
-    use http_body_util::{BodyExt, Full};
+    use http_body_util::BodyExt;
 
     use super::{Origin, Pool, Sender};
 
@@ -287,7 +309,7 @@ mod tests {
         };
         let request = http::Request::get("/conn")
             .header("host", "127.0.0.1")
-            .body(Full::new(Bytes::new()))
+            .body(crate::shared::body::OutBody::empty())
             .expect("a valid request");
         let response = sender.send_request(request).await.expect("a response");
         let body = response

@@ -4,16 +4,22 @@
 use http::{HeaderValue, Response, StatusCode, header};
 use mlua::prelude::*;
 
-use crate::shared::{body::OutBody, headers};
+use crate::shared::{
+    body::{BodySource, OutBody},
+    framing, headers,
+};
 
 /// A response as the server sends it.
 pub(crate) type HttpResponse = Response<OutBody>;
 
+const WHAT: &str = "response body";
+
 /// A handler's return value as a response.
-pub(crate) fn from_lua(value: LuaValue) -> LuaResult<HttpResponse> {
+pub(crate) fn from_lua(lua: &Lua, value: LuaValue) -> LuaResult<HttpResponse> {
     match value {
         LuaValue::String(_) | LuaValue::Buffer(_) => {
-            let mut response = Response::new(OutBody::from_lua(&value, "response body")?);
+            let body = BodySource::from_lua(value, WHAT)?.into_body(Some(lua), None, WHAT, true);
+            let mut response = Response::new(body);
             response
                 .headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
@@ -33,10 +39,7 @@ pub(crate) fn from_lua(value: LuaValue) -> LuaResult<HttpResponse> {
                     }
                 },
             };
-            let body = match table.raw_get::<LuaValue>("body")? {
-                LuaValue::Nil => OutBody::empty(),
-                other => OutBody::from_lua(&other, "response body")?,
-            };
+            let body = BodySource::from_lua(table.raw_get("body")?, WHAT)?;
             let headers = match table.raw_get::<LuaValue>("headers")? {
                 LuaValue::Nil => Vec::new(),
                 LuaValue::Table(t) => headers::read_headers(Some(t))?,
@@ -47,15 +50,12 @@ pub(crate) fn from_lua(value: LuaValue) -> LuaResult<HttpResponse> {
                     )));
                 }
             };
-            let mut response = Response::new(body);
+            let (headers, declared) = framing::take_declared_length(headers, body.is_stream())?;
+            let mut response = Response::new(body.into_body(Some(lua), declared, WHAT, true));
             *response.status_mut() = status;
             let map = response.headers_mut();
             for (name, value) in headers {
-                // The body's length is known; hyper frames it. A handler's own
-                // framing headers could only contradict it.
-                if name != header::CONTENT_LENGTH && name != header::TRANSFER_ENCODING {
-                    map.append(name, value);
-                }
+                map.append(name, value);
             }
             Ok(response)
         }

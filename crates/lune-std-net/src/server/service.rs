@@ -105,7 +105,7 @@ async fn handle(
         }
     };
     match handler.call_async::<LuaValue>(table).await {
-        Ok(value) => match response::from_lua(value) {
+        Ok(value) => match response::from_lua(&inner.lua, value) {
             Ok(response) => response,
             Err(e) => internal_error(&format!(
                 "net.serve: the request handler returned an invalid response: {e}"

@@ -4,7 +4,7 @@ use http::Version;
 use mlua::prelude::*;
 
 use super::headers::write_headers;
-use crate::client::ClientResponse;
+use crate::client::{ClientResponse, ResponseBody};
 
 /// `"HTTP/1.1"`, `"HTTP/2"`, ...: the response's `version` field.
 pub(crate) fn version_name(version: Version) -> &'static str {
@@ -27,7 +27,10 @@ impl IntoLua for ClientResponse {
             self.status.canonical_reason().unwrap_or_default(),
         )?;
         table.raw_set("headers", write_headers(lua, &self.headers)?)?;
-        table.raw_set("body", lua.create_string(&self.body)?)?;
+        match self.body {
+            ResponseBody::Full(bytes) => table.raw_set("body", lua.create_string(&bytes)?)?,
+            ResponseBody::Stream(reader) => table.raw_set("body", lua.create_userdata(reader)?)?,
+        }
         table.raw_set("version", version_name(self.version))?;
         table.raw_set("url", self.url.as_str())?;
         Ok(LuaValue::Table(table))
