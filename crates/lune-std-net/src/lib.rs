@@ -20,7 +20,6 @@ use client::{Client, config::RequestConfig};
 
 /// Builds the `@lune/net` table. Needs a scheduler attached to `lua`.
 pub fn module(lua: Lua) -> LuaResult<LuaTable> {
-    client::init_user_agent(&lua);
     let client = Rc::new(Client::new());
     let request = {
         let client = client.clone();

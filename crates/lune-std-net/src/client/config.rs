@@ -19,6 +19,8 @@ pub(crate) struct RequestConfig {
     pub(crate) options: RequestOptions,
     /// Whether the Luau thread that made the request still waits for it.
     pub(crate) caller: Liveness,
+    /// The default `User-Agent`, sent unless `headers` has one.
+    pub(crate) user_agent: HeaderValue,
 }
 
 /// The liveness of the Luau thread running now: false once it is cancelled.
@@ -56,6 +58,7 @@ impl Default for RequestOptions {
 
 impl FromLua for RequestConfig {
     fn from_lua(value: LuaValue, lua: &Lua) -> LuaResult<Self> {
+        let user_agent = super::user_agent(lua);
         let table = match value {
             LuaValue::String(url) => {
                 return Ok(Self {
@@ -66,6 +69,7 @@ impl FromLua for RequestConfig {
                     body: None,
                     options: RequestOptions::default(),
                     caller: current_caller(lua),
+                    user_agent,
                 });
             }
             LuaValue::Table(table) => table,
@@ -120,6 +124,7 @@ impl FromLua for RequestConfig {
             body,
             options,
             caller: current_caller(lua),
+            user_agent,
         })
     }
 }
