@@ -18,6 +18,11 @@ mod url;
 
 use client::{Client, config::RequestConfig};
 
+/// One request from Rust, with no Luau state, through the same client as
+/// `net.request`. Lune's CLI calls it; not part of this crate's API proper.
+#[doc(hidden)]
+pub use client::fetch::{FetchBody, FetchResponse, fetch};
+
 /// Builds the `@lune/net` table. Needs a scheduler attached to `lua`.
 pub fn module(lua: Lua) -> LuaResult<LuaTable> {
     let client = Rc::new(Client::new());

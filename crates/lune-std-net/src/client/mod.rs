@@ -4,6 +4,7 @@
 pub(crate) mod config;
 pub(crate) mod connect;
 mod error;
+pub(crate) mod fetch;
 mod pool;
 mod proxy;
 mod redirect;
