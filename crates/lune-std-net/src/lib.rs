@@ -18,9 +18,13 @@ mod url;
 
 use client::{Client, config::RequestConfig};
 
+/// One request from Rust, with no Luau state, through the same client as
+/// `net.request`. Lune's CLI calls it; not part of this crate's API proper.
+#[doc(hidden)]
+pub use client::fetch::{FetchBody, FetchResponse, fetch};
+
 /// Builds the `@lune/net` table. Needs a scheduler attached to `lua`.
 pub fn module(lua: Lua) -> LuaResult<LuaTable> {
-    client::init_user_agent(&lua);
     let client = Rc::new(Client::new());
     let request = {
         let client = client.clone();

@@ -6,6 +6,13 @@
 //! Local fixture servers (HTTP, HTTPS with a CA made here, HTTP/2, a proxy,
 //! WebSocket and TCP echo) are started once and handed to every script
 //! through `LUNE_TEST_*` environment variables; `SSL_CERT_FILE` trusts the CA.
+//!
+//! `LUNE_TEST_BIN=/path/to/lune` runs the scripts with another binary
+//! instead of the one built here (`scripts/lune-compat.sh` runs `tests/net`
+//! with Lune itself: `cargo test -p lune --test luau -- net/`). Scripts see it
+//! as `LUNE_BIN`, for the processes they start. A script that needs something
+//! only this runtime has says so in its leading comment lines, with a line
+//! `-- ours-only: <why>`; under another binary it is reported as ignored.
 
 use std::{
     io::Read,
@@ -18,6 +25,9 @@ use std::{
 use libtest_mimic::{Arguments, Failed, Trial};
 
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Marks a script that only this workspace's `lune` can run (see the docs).
+const OURS_ONLY_MARKER: &str = "-- ours-only:";
 
 fn main() {
     let mut args = Arguments::from_args();
@@ -32,7 +42,19 @@ fn main() {
     if let Some((_, ca)) = env.iter().find(|(k, _)| k == "LUNE_TEST_CA_FILE") {
         env.push(("SSL_CERT_FILE".into(), ca.clone()));
     }
-    env.push(("LUNE_BIN".into(), env!("CARGO_BIN_EXE_lune").into()));
+    let bin = std::env::var("LUNE_TEST_BIN")
+        .ok()
+        .filter(|bin| !bin.is_empty())
+        .map(PathBuf::from);
+    let foreign = bin.is_some();
+    let bin = Arc::new(bin.unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lune"))));
+    if foreign {
+        eprintln!(
+            "running scripts with {} (LUNE_TEST_BIN); '{OURS_ONLY_MARKER}' scripts are ignored",
+            bin.display()
+        );
+    }
+    env.push(("LUNE_BIN".into(), bin.to_string_lossy().into_owned()));
     let env = Arc::new(env);
 
     // Test scripts are named by their path below tests/; examples run as
@@ -50,9 +72,12 @@ fn main() {
                 .with_extension("")
                 .to_string_lossy()
                 .replace('\\', "/");
+            let ignored = foreign && is_ours_only(&script);
             let root = root.clone();
             let env = env.clone();
-            Trial::test(name, move || run_script(&root, &script, &env))
+            let bin = bin.clone();
+            Trial::test(name, move || run_script(&bin, &root, &script, &env))
+                .with_ignored_flag(ignored)
         })
         .collect();
     libtest_mimic::run(&args, trials).exit();
@@ -77,9 +102,26 @@ fn discover(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn run_script(root: &Path, script: &Path, env: &[(String, String)]) -> Result<(), Failed> {
+/// True when the script's leading comment lines carry the ours-only marker.
+fn is_ours_only(script: &Path) -> bool {
+    let Ok(source) = std::fs::read_to_string(script) else {
+        return false;
+    };
+    source
+        .lines()
+        .map(str::trim)
+        .take_while(|line| line.starts_with("--"))
+        .any(|line| line.starts_with(OURS_ONLY_MARKER))
+}
+
+fn run_script(
+    bin: &Path,
+    root: &Path,
+    script: &Path,
+    env: &[(String, String)],
+) -> Result<(), Failed> {
     let relative = script.strip_prefix(root).unwrap_or(script);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lune"))
+    let mut child = Command::new(bin)
         .arg("run")
         .arg(relative)
         .current_dir(root)
@@ -88,7 +130,7 @@ fn run_script(root: &Path, script: &Path, env: &[(String, String)]) -> Result<()
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("failed to start lune: {e}"))?;
+        .map_err(|e| format!("failed to start {}: {e}", bin.display()))?;
     let mut stdout = child.stdout.take().expect("stdout is piped");
     let mut stderr = child.stderr.take().expect("stderr is piped");
     let out_reader = std::thread::spawn(move || {

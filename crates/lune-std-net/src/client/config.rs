@@ -20,6 +20,8 @@ pub(crate) struct RequestConfig {
     pub(crate) lua: Option<Lua>,
     /// Whether the Luau thread that made the request still waits for it.
     pub(crate) caller: Liveness,
+    /// The default `User-Agent`, sent unless `headers` has one.
+    pub(crate) user_agent: HeaderValue,
 }
 
 /// The liveness of the Luau thread running now: false once it is cancelled.
@@ -60,6 +62,7 @@ impl Default for RequestOptions {
 
 impl FromLua for RequestConfig {
     fn from_lua(value: LuaValue, lua: &Lua) -> LuaResult<Self> {
+        let user_agent = super::user_agent(lua);
         let table = match value {
             LuaValue::String(url) => {
                 return Ok(Self {
@@ -71,6 +74,7 @@ impl FromLua for RequestConfig {
                     options: RequestOptions::default(),
                     lua: Some(lua.clone()),
                     caller: current_caller(lua),
+                    user_agent,
                 });
             }
             LuaValue::Table(table) => table,
@@ -126,6 +130,7 @@ impl FromLua for RequestConfig {
             options,
             lua: Some(lua.clone()),
             caller: current_caller(lua),
+            user_agent,
         })
     }
 }

@@ -6,6 +6,7 @@ use std::{fmt, io, net::SocketAddr, time::Duration};
 use async_net::TcpStream;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use futures_rustls::TlsConnector;
+use http::HeaderValue;
 use rustls_pki_types::ServerName;
 
 use super::tls::{Alpn, client_config};
@@ -154,15 +155,20 @@ pub(crate) async fn tunnel(
     proxy: &(String, u16),
     host: &str,
     port: u16,
+    user_agent: Option<&HeaderValue>,
 ) -> Result<TcpStream, ConnectError> {
     let mut tcp = self::tcp(&proxy.0, proxy.1).await?;
-    let request = format!(
-        "CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: {}\r\n\r\n",
-        crate::client::user_agent()
-    );
+    let mut request =
+        format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n").into_bytes();
+    if let Some(user_agent) = user_agent {
+        request.extend_from_slice(b"User-Agent: ");
+        request.extend_from_slice(user_agent.as_bytes());
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"\r\n");
     let proxy_name = format!("{}:{}", proxy.0, proxy.1);
     let fail = |e: io::Error| ConnectError::Proxy(format!("Proxy {proxy_name} failed: {e}"));
-    tcp.write_all(request.as_bytes()).await.map_err(fail)?;
+    tcp.write_all(&request).await.map_err(fail)?;
     // Read the proxy's reply up to the blank line, byte by byte so that no
     // bytes of the tunnelled stream are consumed.
     let mut head = Vec::with_capacity(256);

@@ -4,6 +4,7 @@
 pub(crate) mod config;
 pub(crate) mod connect;
 mod error;
+pub(crate) mod fetch;
 mod pool;
 pub(crate) use pool::Lease;
 mod proxy;
@@ -12,8 +13,6 @@ pub(crate) mod sse;
 pub(crate) mod tcp;
 pub(crate) mod tls;
 pub(crate) mod ws;
-
-use std::sync::OnceLock;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Version, header};
@@ -34,21 +33,24 @@ use crate::shared::{
     reader::BodyReader,
 };
 
-static USER_AGENT: OnceLock<String> = OnceLock::new();
-
-/// Sets the default `User-Agent` to `lune/<version>`, where `<version>` is
-/// the second word of `_VERSION` as the runtime set it.
-pub(crate) fn init_user_agent(lua: &Lua) {
-    USER_AGENT.get_or_init(|| {
-        let version: String = lua.globals().raw_get("_VERSION").unwrap_or_default();
-        let word = version.split_whitespace().nth(1).unwrap_or("unknown");
-        format!("lune/{word}")
-    });
+/// The default `User-Agent` of requests made from Luau: `lune/` and the
+/// second word of `_VERSION` as it reads when the request is made, whenever
+/// the host runtime set it. Read with `get`, not `raw_get`: Lune sandboxes
+/// its state, after which the globals table reaches `_VERSION` only through
+/// `__index`. Without a usable `_VERSION`, the same as [`default_user_agent`].
+pub(crate) fn user_agent(lua: &Lua) -> HeaderValue {
+    let version: Option<String> = lua.globals().get("_VERSION").ok();
+    version
+        .as_deref()
+        .and_then(|v| v.split_whitespace().nth(1))
+        .and_then(|word| HeaderValue::from_str(&format!("lune/{word}")).ok())
+        .unwrap_or_else(default_user_agent)
 }
 
-/// The default `User-Agent`.
-pub(crate) fn user_agent() -> &'static str {
-    USER_AGENT.get().map_or("lune", String::as_str)
+/// The default `User-Agent` where there is no Luau state (`fetch`):
+/// `lune/<this crate's version>`.
+pub(crate) fn default_user_agent() -> HeaderValue {
+    HeaderValue::from_static(concat!("lune/", env!("CARGO_PKG_VERSION")))
 }
 
 /// A response as `net.request` returns it.
@@ -103,6 +105,7 @@ impl Client {
             options,
             lua,
             caller,
+            user_agent,
         } = config;
         let mut url = crate::url::parse(&url, &["http", "https"]).map_err(RequestError::Url)?;
         if !query.is_empty() {
@@ -110,6 +113,11 @@ impl Client {
             for (k, v) in &query {
                 pairs.append_pair(k, v);
             }
+        }
+        // The default User-Agent goes out unless the script set its own; a
+        // proxy's CONNECT carries the same one.
+        if !headers.iter().any(|(name, _)| name == header::USER_AGENT) {
+            headers.push((header::USER_AGENT, user_agent));
         }
         let mut redirects = 0;
         loop {
@@ -178,10 +186,13 @@ impl Client {
         };
         let (headers, declared) = framing::take_declared_length(headers.to_vec(), body.is_stream())
             .map_err(|e| RequestError::Url(e.to_string()))?;
+        let user_agent = headers
+            .iter()
+            .find_map(|(name, value)| (name == header::USER_AGENT).then_some(value));
         loop {
             let checkout = self
                 .pool
-                .checkout(&origin, caller)
+                .checkout(&origin, caller, user_agent)
                 .await
                 .map_err(RequestError::Connect)?;
             let reused = checkout.reused;
@@ -259,7 +270,7 @@ async fn read_whole(
 
 /// The request as it goes on the wire: origin-form for HTTP/1.1, absolute
 /// form through a plain proxy and for HTTP/2, with default headers added
-/// where the script did not set them.
+/// where the script did not set them (`User-Agent` is already in `headers`).
 fn build_request(
     url: &Url,
     origin: &Origin,
@@ -303,9 +314,6 @@ fn build_request(
     }
     if is_h2 {
         map.remove(header::HOST);
-    }
-    if !map.contains_key(header::USER_AGENT) {
-        map.insert(header::USER_AGENT, HeaderValue::from_static(user_agent()));
     }
     if !map.contains_key(header::ACCEPT) {
         map.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
@@ -391,4 +399,38 @@ async fn finish(
         body,
         url,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use mlua::Lua;
+
+    use super::{default_user_agent, user_agent};
+
+    #[test]
+    fn user_agent_follows_version_when_read() {
+        let lua = Lua::new();
+        lua.globals()
+            .set("_VERSION", "Lune 1.2.3+740")
+            .expect("set");
+        assert_eq!(user_agent(&lua), "lune/1.2.3+740");
+        lua.globals()
+            .set("_VERSION", "Lune 4.5.6+740")
+            .expect("set");
+        assert_eq!(user_agent(&lua), "lune/4.5.6+740", "read per request");
+        lua.globals().set("_VERSION", "Luau").expect("set");
+        assert_eq!(user_agent(&lua), default_user_agent(), "no second word");
+    }
+
+    #[test]
+    fn user_agent_reads_version_through_a_sandboxed_globals_table() {
+        // Lune sets _VERSION, then sandboxes: the globals table a script and
+        // a library see is a proxy that reaches it only through __index.
+        let lua = Lua::new();
+        lua.globals()
+            .set("_VERSION", "Lune 0.11.1+740")
+            .expect("set");
+        lua.sandbox(true).expect("sandbox");
+        assert_eq!(user_agent(&lua), "lune/0.11.1+740");
+    }
 }

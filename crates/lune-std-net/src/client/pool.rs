@@ -13,6 +13,7 @@ use std::{
 };
 
 use event_listener::Event;
+use http::HeaderValue;
 use hyper::client::conn::{http1, http2};
 
 use super::{
@@ -141,6 +142,7 @@ impl Pool {
         &self,
         origin: &Origin,
         alive: &Liveness,
+        user_agent: Option<&HeaderValue>,
     ) -> Result<Checkout, ConnectError> {
         loop {
             if let Some(sender) = self.take_idle(origin).await {
@@ -193,7 +195,7 @@ impl Pool {
                 id,
             }
         });
-        let opened = futures_lite::future::or(self.open(origin), async {
+        let opened = futures_lite::future::or(self.open(origin, user_agent), async {
             async_io::Timer::after(CONNECT_TIMEOUT).await;
             Err(ConnectError::Timeout {
                 addr: format!("{}:{}", origin.host, origin.port),
@@ -253,11 +255,15 @@ impl Pool {
         }
     }
 
-    async fn open(&self, origin: &Origin) -> Result<Sender, ConnectError> {
+    async fn open(
+        &self,
+        origin: &Origin,
+        user_agent: Option<&HeaderValue>,
+    ) -> Result<Sender, ConnectError> {
         let alpn = origin.https.then_some(Alpn::Http);
         let stream = match (&origin.proxy, alpn) {
             (Some(proxy), Some(alpn)) => {
-                let tcp = connect::tunnel(proxy, &origin.host, origin.port).await?;
+                let tcp = connect::tunnel(proxy, &origin.host, origin.port, user_agent).await?;
                 connect::tls(tcp, &origin.host, alpn).await?
             }
             (Some(proxy), None) => Stream::Plain(connect::tcp(&proxy.0, proxy.1).await?),
@@ -303,7 +309,7 @@ mod tests {
     /// that served it, and gives the connection back to the pool.
     async fn connection_id(pool: &Pool, origin: &Origin) -> String {
         let alive: super::Liveness = std::rc::Rc::new(|| true);
-        let checkout = pool.checkout(origin, &alive).await.expect("connects");
+        let checkout = pool.checkout(origin, &alive, None).await.expect("connects");
         let Sender::H1(mut sender) = checkout.sender else {
             panic!("plain http is HTTP/1.1");
         };

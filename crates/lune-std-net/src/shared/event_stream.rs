@@ -111,6 +111,7 @@ async fn open(inner: &Inner) -> Result<Option<BodyReader>, OpenError> {
         },
         lua: Some(inner.lua.clone()),
         caller: current_caller(&inner.lua),
+        user_agent: crate::client::user_agent(&inner.lua),
     };
     let response: ClientResponse = inner
         .client
