@@ -6,7 +6,7 @@ pub(crate) mod connect;
 mod error;
 mod pool;
 mod proxy;
-mod redirect;
+pub(crate) mod redirect;
 pub(crate) mod tcp;
 pub(crate) mod tls;
 pub(crate) mod ws;

@@ -7,8 +7,8 @@ mod body;
 pub(crate) mod config;
 pub(crate) mod listener;
 pub(crate) mod report;
-mod response;
-mod service;
+pub(crate) mod response;
+pub(crate) mod service;
 mod upgrade;
 
 use std::{
