@@ -11,6 +11,9 @@ use lune_utils::TableBuilder;
 use mlua::prelude::*;
 
 mod client;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod rt;
 mod server;
 mod shared;

@@ -8,7 +8,7 @@ pub(crate) mod fetch;
 mod pool;
 pub(crate) use pool::Lease;
 mod proxy;
-mod redirect;
+pub(crate) mod redirect;
 pub(crate) mod sse;
 pub(crate) mod tcp;
 pub(crate) mod tls;

@@ -212,3 +212,186 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn current_url() -> impl Strategy<Value = Url> {
+        (
+            proptest::sample::select(vec!["http", "https"]),
+            proptest::sample::select(vec!["a", "b.example", "127.0.0.1", "[::1]"]),
+            proptest::option::of(proptest::sample::select(vec![80u16, 443, 8080])),
+            "(/[a-z0-9]{0,4}){0,3}(\\?[a-z=&]{0,6})?",
+        )
+            .prop_map(|(scheme, host, port, path)| {
+                let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+                Url::parse(&format!("{scheme}://{host}{port}{path}")).expect("a url")
+            })
+    }
+
+    /// Location bytes: anything at all, or something close to a URL.
+    fn location() -> impl Strategy<Value = Vec<u8>> {
+        let structured = (
+            proptest::sample::select(vec![
+                "",
+                "http:",
+                "https:",
+                "HTTPS:",
+                "ftp:",
+                "ws:",
+                "data:",
+                "file:",
+                "javascript:",
+                "mailto:",
+            ]),
+            proptest::sample::select(vec!["", "/", "//", "///", "\\\\", "/\\"]),
+            proptest::sample::select(vec![
+                "",
+                "a",
+                "b.example",
+                "127.0.0.1",
+                "[::1]",
+                "a:8080",
+                "user:pw@a",
+                "%00",
+                "[bad",
+            ]),
+            "[ -~]{0,12}",
+        )
+            .prop_map(|(s, sl, h, rest)| format!("{s}{sl}{h}{rest}").into_bytes());
+        prop_oneof![
+            2 => structured,
+            1 => proptest::collection::vec(any::<u8>(), 0..32),
+        ]
+    }
+
+    fn status() -> impl Strategy<Value = StatusCode> {
+        prop_oneof![
+            3 => proptest::sample::select(vec![301u16, 302, 303, 307, 308]),
+            1 => 100u16..=999,
+        ]
+        .prop_map(|n| StatusCode::from_u16(n).expect("a status"))
+    }
+
+    fn header_list() -> impl Strategy<Value = Vec<(HeaderName, HeaderValue)>> {
+        proptest::collection::vec(
+            proptest::sample::select(vec![
+                header::AUTHORIZATION,
+                header::COOKIE,
+                header::HOST,
+                header::CONTENT_TYPE,
+                header::CONTENT_LENGTH,
+                header::ACCEPT,
+                header::USER_AGENT,
+                HeaderName::from_static("x-custom"),
+            ])
+            .prop_map(|name| (name, HeaderValue::from_static("v"))),
+            0..8,
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn next_hop_follows_only_http_urls_with_a_host(
+            follow in any::<bool>(),
+            max in 0u32..5,
+            followed in 0u32..8,
+            current in current_url(),
+            status in status(),
+            location in proptest::option::of(location()),
+        ) {
+            let policy = Policy { follow, max };
+            // Bytes a peer could not put in a header never reach the policy.
+            let location = location.and_then(|l| HeaderValue::from_bytes(&l).ok());
+            let usable = location.as_ref().is_some_and(|l| l.to_str().is_ok());
+            match next_hop(policy, followed, &current, status, location.as_ref()) {
+                Ok(Some(hop)) => {
+                    prop_assert!(follow && is_redirect(status) && usable);
+                    prop_assert!(followed < max, "followed {} of {}", followed, max);
+                    prop_assert!(matches!(hop.url.scheme(), "http" | "https"), "{}", hop.url);
+                    prop_assert!(hop.url.host_str().is_some_and(|h| !h.is_empty()), "{}", hop.url);
+                    prop_assert_eq!(hop.to_get, (301..=303).contains(&status.as_u16()));
+                    prop_assert_eq!(hop.cross_origin, hop.url.origin() != current.origin());
+                    let mut method = Method::POST;
+                    let mut body = Some(());
+                    let mut headers = vec![
+                        (header::AUTHORIZATION, HeaderValue::from_static("secret")),
+                        (header::COOKIE, HeaderValue::from_static("secret")),
+                        (header::HOST, HeaderValue::from_static("a")),
+                    ];
+                    apply(&hop, &mut method, &mut body, &mut headers);
+                    prop_assert_eq!(headers.is_empty(), hop.cross_origin,
+                        "credentials stay behind exactly when the origin changes");
+                }
+                Ok(None) => prop_assert!(!follow || !is_redirect(status) || !usable),
+                Err(RedirectError::TooMany { max: m, .. }) => {
+                    prop_assert!(follow && is_redirect(status) && usable);
+                    prop_assert_eq!(m, max);
+                    prop_assert!(followed >= max);
+                }
+                Err(e @ (RedirectError::BadLocation { .. } | RedirectError::BadScheme { .. })) => {
+                    prop_assert!(follow && is_redirect(status) && usable && followed < max);
+                    let message = e.to_string();
+                    prop_assert!(!message.is_empty());
+                }
+            }
+        }
+
+        #[test]
+        fn a_chain_never_exceeds_max(
+            max in 0u32..12,
+            current in current_url(),
+            status in proptest::sample::select(vec![301u16, 302, 303, 307, 308]),
+        ) {
+            let status = StatusCode::from_u16(status).expect("a status");
+            let location = HeaderValue::from_static("/again");
+            let policy = Policy { follow: true, max };
+            let mut url = current;
+            let mut followed = 0;
+            loop {
+                match next_hop(policy, followed, &url, status, Some(&location)) {
+                    Ok(Some(hop)) => {
+                        followed += 1;
+                        prop_assert!(followed <= max);
+                        url = hop.url;
+                    }
+                    Err(RedirectError::TooMany { .. }) => break,
+                    other => prop_assert!(false, "unexpected {:?}", other),
+                }
+            }
+            prop_assert_eq!(followed, max);
+        }
+
+        #[test]
+        fn apply_keeps_what_the_hop_allows(
+            to_get in any::<bool>(),
+            cross_origin in any::<bool>(),
+            method in proptest::sample::select(vec![Method::GET, Method::POST, Method::PUT,
+                Method::DELETE, Method::PATCH, Method::HEAD]),
+            body in proptest::option::of(any::<u8>()),
+            headers in header_list(),
+        ) {
+            let hop = Hop { url: Url::parse("http://a/").expect("a url"), to_get, cross_origin };
+            let (mut m, mut b, mut h) = (method.clone(), body, headers.clone());
+            apply(&hop, &mut m, &mut b, &mut h);
+            let dropped = |name: &HeaderName| {
+                (to_get && (name == header::CONTENT_TYPE || name == header::CONTENT_LENGTH))
+                    || (cross_origin
+                        && (name == header::AUTHORIZATION
+                            || name == header::COOKIE
+                            || name == header::HOST))
+            };
+            let kept: Vec<_> = headers.into_iter().filter(|(n, _)| !dropped(n)).collect();
+            prop_assert_eq!(h, kept, "the other headers stay, in order");
+            if to_get {
+                prop_assert_eq!(m, Method::GET);
+                prop_assert_eq!(b, None);
+            } else {
+                prop_assert_eq!(m, method);
+                prop_assert_eq!(b, body);
+            }
+        }
+    }
+}

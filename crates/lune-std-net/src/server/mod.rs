@@ -7,8 +7,8 @@ mod body;
 pub(crate) mod config;
 pub(crate) mod listener;
 pub(crate) mod report;
-mod response;
-mod service;
+pub(crate) mod response;
+pub(crate) mod service;
 mod upgrade;
 
 use std::{
@@ -173,9 +173,19 @@ fn handle(lua: &Lua, bound: std::net::SocketAddr, shutdown: Rc<Shutdown>) -> Lua
 
 /// How long a connection's peer may take to send headers and to take data.
 #[derive(Clone, Copy)]
-struct Timeouts {
-    header: Duration,
-    send: Duration,
+pub(crate) struct Timeouts {
+    pub(crate) header: Duration,
+    pub(crate) send: Duration,
+}
+
+/// The HTTP/1.1 server settings of every connection.
+pub(crate) fn http1_builder(timeouts: Timeouts) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(HyperTimer::new())
+        .header_read_timeout(timeouts.header)
+        .keep_alive(true);
+    builder
 }
 
 /// Runs one connection until the client leaves or the server stops; on stop,
@@ -197,10 +207,7 @@ async fn serve_connection(
             .serve_connection(io, service);
         drive(conn, shutdown, http2::Connection::graceful_shutdown).await;
     } else {
-        let conn = http1::Builder::new()
-            .timer(HyperTimer::new())
-            .header_read_timeout(timeouts.header)
-            .keep_alive(true)
+        let conn = http1_builder(timeouts)
             .serve_connection(io, service)
             .with_upgrades();
         drive(

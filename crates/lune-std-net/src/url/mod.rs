@@ -83,3 +83,139 @@ mod tests {
         assert!(err.contains("Invalid url"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const SCHEMES: &[&str] = &["http", "https", "ws", "wss"];
+
+    fn is_unreserved(b: u8) -> bool {
+        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+    }
+
+    /// Text that looks like a URL often enough to get past the parser.
+    fn url_like() -> impl Strategy<Value = String> {
+        let scheme = prop_oneof![
+            Just(""),
+            Just("http:"),
+            Just("https:"),
+            Just("HTTP:"),
+            Just("ws:"),
+            Just("wss:"),
+            Just("ftp:"),
+            Just("file:"),
+            Just("data:"),
+            Just("mailto:"),
+            Just("javascript:"),
+        ];
+        let slashes = prop_oneof![Just(""), Just("/"), Just("//"), Just("///"), Just("\\\\")];
+        let host = "[a-zA-Z0-9.@:\\[\\]%_-]{0,12}";
+        let rest = "[ -~]{0,16}";
+        (scheme, slashes, host, rest, any::<bool>()).prop_map(|(s, sl, h, r, ws)| {
+            let url = format!("{s}{sl}{h}{r}");
+            if ws { format!(" \t{url}\n") } else { url }
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn binary_roundtrips(data in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let encoded = encode(&data, true).expect("binary encoding always works");
+            prop_assert_eq!(decode(encoded.as_bytes(), true).expect("decodes"), data);
+        }
+
+        #[test]
+        fn utf8_roundtrips(text in any::<String>()) {
+            let encoded = encode(text.as_bytes(), false).expect("UTF-8 text encodes");
+            prop_assert_eq!(encode(text.as_bytes(), true).expect("encodes"), encoded.clone(),
+                "binary mode changes nothing for valid UTF-8");
+            prop_assert_eq!(decode(encoded.as_bytes(), false).expect("decodes"), text.into_bytes());
+        }
+
+        #[test]
+        fn encoded_form_is_unreserved_or_upper_hex_escapes(
+            data in proptest::collection::vec(any::<u8>(), 0..128),
+        ) {
+            let encoded = encode(&data, true).expect("encodes").into_bytes();
+            let mut i = 0;
+            while i < encoded.len() {
+                if encoded[i] == b'%' {
+                    let hex = &encoded[i + 1..i + 3];
+                    prop_assert!(
+                        hex.iter().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(b)),
+                        "escape {:?}", hex
+                    );
+                    i += 3;
+                } else {
+                    prop_assert!(is_unreserved(encoded[i]), "unescaped byte {}", encoded[i]);
+                    i += 1;
+                }
+            }
+        }
+
+        #[test]
+        fn non_utf8_needs_binary(data in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let utf8 = std::str::from_utf8(&data).is_ok();
+            match encode(&data, false) {
+                Ok(_) => prop_assert!(utf8),
+                Err(e) => {
+                    prop_assert!(!utf8);
+                    prop_assert!(e.contains("not valid UTF-8"), "{}", e);
+                }
+            }
+        }
+
+        #[test]
+        fn decode_accepts_any_input_and_checks_utf8_only_without_binary(
+            data in proptest::collection::vec(
+                prop_oneof![any::<u8>(), Just(b'%'), Just(b'F'), Just(b'0')], 0..64),
+        ) {
+            let raw = decode(&data, true).expect("binary decoding never fails");
+            prop_assert!(raw.len() <= data.len(), "decoding never grows the input");
+            match decode(&data, false) {
+                Ok(text) => {
+                    prop_assert!(std::str::from_utf8(&raw).is_ok());
+                    prop_assert_eq!(&text, &raw);
+                }
+                Err(e) => {
+                    prop_assert!(std::str::from_utf8(&raw).is_err());
+                    prop_assert!(e.contains("not valid UTF-8"), "{}", e);
+                }
+            }
+            if !data.contains(&b'%') {
+                prop_assert_eq!(raw, data, "without escapes decoding is the identity");
+            }
+        }
+
+        #[test]
+        fn parse_only_accepts_listed_schemes_with_a_host(
+            text in prop_oneof![url_like(), any::<String>()],
+            count in 1..=SCHEMES.len(),
+        ) {
+            let schemes = &SCHEMES[..count];
+            match parse(&text, schemes) {
+                Ok(url) => {
+                    prop_assert!(schemes.contains(&url.scheme()), "scheme {}", url.scheme());
+                    prop_assert!(url.host_str().is_some_and(|h| !h.is_empty()), "no host in {}", url);
+                }
+                Err(e) => prop_assert!(e.starts_with("Invalid url '"), "{}", e),
+            }
+        }
+
+        #[test]
+        fn parse_accepts_plain_urls(
+            scheme in proptest::sample::select(SCHEMES),
+            host in "[a-z][a-z0-9-]{0,10}(\\.[a-z]{1,5}){0,2}",
+            port in proptest::option::of(1u16..),
+            path in "(/[a-zA-Z0-9._~-]{0,8}){0,3}",
+        ) {
+            let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+            let text = format!("{scheme}://{host}{port}{path}");
+            let url = parse(&text, SCHEMES).map_err(TestCaseError::fail)?;
+            prop_assert_eq!(url.scheme(), scheme);
+            prop_assert_eq!(url.host_str(), Some(host.as_str()));
+        }
+    }
+}
