@@ -1,5 +1,8 @@
-//! The HTTP client behind `net.request`: pooled connections, HTTP/2 by ALPN,
-//! redirects, timeouts, proxies and response decompression.
+//! The HTTP client behind `net.request`. This file is the exchange loop
+//! (pool checkout, safe retries, redirects, the timeout); the request on the
+//! wire is built in `request.rs`, responses are read in `response.rs`, errors
+//! live in `error.rs`, redirect rules in `redirect.rs`, connections in
+//! `pool.rs` and `connect.rs`.
 
 pub(crate) mod config;
 pub(crate) mod connect;
@@ -9,64 +12,29 @@ mod pool;
 pub(crate) use pool::Lease;
 mod proxy;
 pub(crate) mod redirect;
+mod request;
+mod response;
 pub(crate) mod sse;
 pub(crate) mod tcp;
 pub(crate) mod tls;
 pub(crate) mod ws;
 
-use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Version, header};
-use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
+use http::{HeaderName, HeaderValue, Method, header};
 use mlua::Lua;
 use url::Url;
 
-pub(crate) use self::error::RequestError;
 use self::{
     config::{RequestConfig, RequestOptions},
     pool::{Liveness, Origin, Pool, Sender},
+    request::build_request,
+    response::{Exchanged, finish, read_whole},
 };
-use crate::shared::{
-    body::{BodySource, OutBody},
-    decode::{self, DecodeError},
-    framing,
-    reader::BodyReader,
+pub(crate) use self::{
+    error::RequestError,
+    request::{default_user_agent, user_agent},
+    response::{ClientResponse, ResponseBody},
 };
-
-/// The default `User-Agent` of requests made from Luau: `lune/` and the
-/// second word of `_VERSION` as it reads when the request is made, whenever
-/// the host runtime set it. Read with `get`, not `raw_get`: Lune sandboxes
-/// its state, after which the globals table reaches `_VERSION` only through
-/// `__index`. Without a usable `_VERSION`, the same as [`default_user_agent`].
-pub(crate) fn user_agent(lua: &Lua) -> HeaderValue {
-    let version: Option<String> = lua.globals().get("_VERSION").ok();
-    version
-        .as_deref()
-        .and_then(|v| v.split_whitespace().nth(1))
-        .and_then(|word| HeaderValue::from_str(&format!("lune/{word}")).ok())
-        .unwrap_or_else(default_user_agent)
-}
-
-/// The default `User-Agent` where there is no Luau state (`fetch`):
-/// `lune/<this crate's version>`.
-pub(crate) fn default_user_agent() -> HeaderValue {
-    HeaderValue::from_static(concat!("lune/", env!("CARGO_PKG_VERSION")))
-}
-
-/// A response as `net.request` returns it.
-pub(crate) struct ClientResponse {
-    pub(crate) status: StatusCode,
-    pub(crate) version: Version,
-    pub(crate) headers: HeaderMap,
-    pub(crate) body: ResponseBody,
-    pub(crate) url: Url,
-}
-
-/// A response body: read whole, or a reader (`options.stream`).
-pub(crate) enum ResponseBody {
-    Full(Bytes),
-    Stream(BodyReader),
-}
+use crate::shared::{body::BodySource, framing};
 
 /// The client: one pool per Luau state.
 pub(crate) struct Client {
@@ -246,191 +214,5 @@ struct Exchange<'a> {
     caller: &'a Liveness,
 }
 
-/// A response head, its body still to read, and its connection.
-struct Exchanged {
-    parts: http::response::Parts,
-    incoming: Incoming,
-    lease: Option<Lease>,
-}
-
 /// The most of a redirect's own body that is read to reuse its connection.
 const REDIRECT_BODY_LIMIT: usize = 64 * 1024;
-
-/// Reads a whole body of at most `limit` bytes: `Ok(Err(limit))` past it.
-async fn read_whole(
-    incoming: Incoming,
-    limit: usize,
-) -> Result<Result<Bytes, usize>, Box<dyn std::error::Error + Send + Sync>> {
-    match Limited::new(incoming, limit).collect().await {
-        Ok(collected) => Ok(Ok(collected.to_bytes())),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Ok(Err(limit)),
-        Err(e) => Err(e),
-    }
-}
-
-/// The request as it goes on the wire: origin-form for HTTP/1.1, absolute
-/// form through a plain proxy and for HTTP/2, with default headers added
-/// where the script did not set them (`User-Agent` is already in `headers`).
-fn build_request(
-    url: &Url,
-    origin: &Origin,
-    is_h2: bool,
-    method: &Method,
-    headers: &[(HeaderName, HeaderValue)],
-    body: OutBody,
-    decompress: bool,
-) -> Result<Request<OutBody>, String> {
-    let absolute = is_h2 || (origin.proxy.is_some() && !origin.https);
-    let target = if absolute {
-        let mut full = url.clone();
-        full.set_fragment(None);
-        full.to_string()
-    } else {
-        let mut path = url.path().to_string();
-        if let Some(q) = url.query() {
-            path.push('?');
-            path.push_str(q);
-        }
-        path
-    };
-    let mut request = Request::builder()
-        .method(method.clone())
-        .uri(&target)
-        .body(body)
-        .map_err(|e| format!("Invalid request to '{url}': {e}"))?;
-    let map = request.headers_mut();
-    // Framing headers were taken out (`shared::framing`): hyper frames the body.
-    for (name, value) in headers {
-        map.append(name.clone(), value.clone());
-    }
-    if !is_h2 && !map.contains_key(header::HOST) {
-        let host = match url.port() {
-            Some(port) => format!("{}:{port}", origin.host),
-            None => origin.host.clone(),
-        };
-        let value =
-            HeaderValue::from_str(&host).map_err(|e| format!("Invalid host '{host}': {e}"))?;
-        map.insert(header::HOST, value);
-    }
-    if is_h2 {
-        map.remove(header::HOST);
-    }
-    if !map.contains_key(header::ACCEPT) {
-        map.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
-    }
-    if decompress && !map.contains_key(header::ACCEPT_ENCODING) {
-        map.insert(
-            header::ACCEPT_ENCODING,
-            HeaderValue::from_static("gzip, deflate, br, zstd"),
-        );
-    }
-    Ok(request)
-}
-
-/// The response as the script gets it: the body read whole and decompressed
-/// within `options.maxBodySize`, or, with `options.stream`, a reader that
-/// does that as the bytes arrive.
-async fn finish(
-    exchanged: Exchanged,
-    url: Url,
-    options: &RequestOptions,
-) -> Result<ClientResponse, RequestError> {
-    let Exchanged {
-        parts,
-        incoming,
-        lease,
-    } = exchanged;
-    let mut headers = parts.headers;
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_ascii_lowercase());
-    let format = encoding
-        .as_deref()
-        .and_then(decode::format_of)
-        .filter(|_| options.decompress);
-    if format.is_some() {
-        headers.remove(header::CONTENT_ENCODING);
-        headers.remove(header::CONTENT_LENGTH);
-    }
-    let body = if options.stream {
-        let reader = BodyReader::new(incoming, format, options.max_body_size, lease, &url)
-            .map_err(|source| RequestError::Decompress {
-                encoding: encoding.clone().unwrap_or_default(),
-                source,
-            })?;
-        ResponseBody::Stream(reader)
-    } else {
-        // Without decompression the received bytes are the body and the limit
-        // applies to them; compressed bodies are held to it as received too.
-        let limit = options.max_body_size.unwrap_or(usize::MAX);
-        let too_large = |limit| RequestError::TooLarge {
-            limit,
-            url: url.to_string(),
-        };
-        let received = read_whole(incoming, limit)
-            .await
-            .map_err(|source| RequestError::Body {
-                url: url.to_string(),
-                source,
-            })?
-            .map_err(too_large)?;
-        if let Some(lease) = lease {
-            lease.release();
-        }
-        match (format, encoding) {
-            (Some(format), Some(encoding)) if !received.is_empty() => ResponseBody::Full(
-                decode::decode(format, received, options.max_body_size)
-                    .await
-                    .map_err(|e| match e {
-                        DecodeError::TooLarge { limit } => too_large(limit),
-                        DecodeError::Invalid(source) => {
-                            RequestError::Decompress { encoding, source }
-                        }
-                    })?,
-            ),
-            _ => ResponseBody::Full(received),
-        }
-    };
-    Ok(ClientResponse {
-        status: parts.status,
-        version: parts.version,
-        headers,
-        body,
-        url,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use mlua::Lua;
-
-    use super::{default_user_agent, user_agent};
-
-    #[test]
-    fn user_agent_follows_version_when_read() {
-        let lua = Lua::new();
-        lua.globals()
-            .set("_VERSION", "Lune 1.2.3+740")
-            .expect("set");
-        assert_eq!(user_agent(&lua), "lune/1.2.3+740");
-        lua.globals()
-            .set("_VERSION", "Lune 4.5.6+740")
-            .expect("set");
-        assert_eq!(user_agent(&lua), "lune/4.5.6+740", "read per request");
-        lua.globals().set("_VERSION", "Luau").expect("set");
-        assert_eq!(user_agent(&lua), default_user_agent(), "no second word");
-    }
-
-    #[test]
-    fn user_agent_reads_version_through_a_sandboxed_globals_table() {
-        // Lune sets _VERSION, then sandboxes: the globals table a script and
-        // a library see is a proxy that reaches it only through __index.
-        let lua = Lua::new();
-        lua.globals()
-            .set("_VERSION", "Lune 0.11.1+740")
-            .expect("set");
-        lua.sandbox(true).expect("sandbox");
-        assert_eq!(user_agent(&lua), "lune/0.11.1+740");
-    }
-}

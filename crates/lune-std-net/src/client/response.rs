@@ -1,0 +1,122 @@
+//! Reading a response for the script: the body whole (decompressed within
+//! `options.maxBodySize`) or as a `BodyReader` (`options.stream`).
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode, Version, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use url::Url;
+
+use super::{RequestError, config::RequestOptions, pool::Lease};
+use crate::shared::{
+    decode::{self, DecodeError},
+    reader::BodyReader,
+};
+
+/// A response as `net.request` returns it.
+pub(crate) struct ClientResponse {
+    pub(crate) status: StatusCode,
+    pub(crate) version: Version,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: ResponseBody,
+    pub(crate) url: Url,
+}
+
+/// A response body: read whole, or a reader (`options.stream`).
+pub(crate) enum ResponseBody {
+    Full(Bytes),
+    Stream(BodyReader),
+}
+
+/// A response head, its body still to read, and its connection.
+pub(crate) struct Exchanged {
+    pub(crate) parts: http::response::Parts,
+    pub(crate) incoming: Incoming,
+    pub(crate) lease: Option<Lease>,
+}
+
+/// Reads a whole body of at most `limit` bytes: `Ok(Err(limit))` past it.
+pub(crate) async fn read_whole(
+    incoming: Incoming,
+    limit: usize,
+) -> Result<Result<Bytes, usize>, Box<dyn std::error::Error + Send + Sync>> {
+    match Limited::new(incoming, limit).collect().await {
+        Ok(collected) => Ok(Ok(collected.to_bytes())),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Ok(Err(limit)),
+        Err(e) => Err(e),
+    }
+}
+
+/// The response as the script gets it: the body read whole and decompressed
+/// within `options.maxBodySize`, or, with `options.stream`, a reader that
+/// does that as the bytes arrive.
+pub(crate) async fn finish(
+    exchanged: Exchanged,
+    url: Url,
+    options: &RequestOptions,
+) -> Result<ClientResponse, RequestError> {
+    let Exchanged {
+        parts,
+        incoming,
+        lease,
+    } = exchanged;
+    let mut headers = parts.headers;
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase());
+    let format = encoding
+        .as_deref()
+        .and_then(decode::format_of)
+        .filter(|_| options.decompress);
+    if format.is_some() {
+        headers.remove(header::CONTENT_ENCODING);
+        headers.remove(header::CONTENT_LENGTH);
+    }
+    let body = if options.stream {
+        let reader = BodyReader::new(incoming, format, options.max_body_size, lease, &url)
+            .map_err(|source| RequestError::Decompress {
+                encoding: encoding.clone().unwrap_or_default(),
+                source,
+            })?;
+        ResponseBody::Stream(reader)
+    } else {
+        // Without decompression the received bytes are the body and the limit
+        // applies to them; compressed bodies are held to it as received too.
+        let limit = options.max_body_size.unwrap_or(usize::MAX);
+        let too_large = |limit| RequestError::TooLarge {
+            limit,
+            url: url.to_string(),
+        };
+        let received = read_whole(incoming, limit)
+            .await
+            .map_err(|source| RequestError::Body {
+                url: url.to_string(),
+                source,
+            })?
+            .map_err(too_large)?;
+        if let Some(lease) = lease {
+            lease.release();
+        }
+        match (format, encoding) {
+            (Some(format), Some(encoding)) if !received.is_empty() => ResponseBody::Full(
+                decode::decode(format, received, options.max_body_size)
+                    .await
+                    .map_err(|e| match e {
+                        DecodeError::TooLarge { limit } => too_large(limit),
+                        DecodeError::Invalid(source) => {
+                            RequestError::Decompress { encoding, source }
+                        }
+                    })?,
+            ),
+            _ => ResponseBody::Full(received),
+        }
+    };
+    Ok(ClientResponse {
+        status: parts.status,
+        version: parts.version,
+        headers,
+        body,
+        url,
+    })
+}
