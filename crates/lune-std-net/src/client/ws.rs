@@ -22,7 +22,11 @@ use super::{
 };
 use crate::{
     rt::{self, FuturesIo, HyperIo},
-    shared::{headers, options::Options, websocket},
+    shared::{
+        headers,
+        options::{self, Options},
+        websocket,
+    },
 };
 
 /// A WebSocket over an upgraded HTTP connection, client or server side.
@@ -37,14 +41,8 @@ pub(crate) struct SocketConfig {
 
 impl SocketConfig {
     pub(crate) fn from_lua_args(url: LuaValue, options: Option<LuaTable>) -> LuaResult<Self> {
-        let LuaValue::String(url) = url else {
-            return Err(LuaError::runtime(format!(
-                "net.socket expects a url string, got {}",
-                lune_utils::type_name(&url)
-            )));
-        };
         let mut config = Self {
-            url: url.to_str()?.to_string(),
+            url: options::url(&url, "net.socket")?,
             headers: Vec::new(),
             protocols: Vec::new(),
         };

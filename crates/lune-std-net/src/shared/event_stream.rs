@@ -10,7 +10,13 @@ use futures_lite::future;
 use http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use mlua::prelude::*;
 
-use super::{body::BodySource, headers, options::Options, reader::BodyReader, signal::Signal};
+use super::{
+    body::BodySource,
+    headers,
+    options::{self, Options},
+    reader::BodyReader,
+    signal::Signal,
+};
 use crate::client::{
     Client, ClientResponse, ResponseBody,
     config::{RequestConfig, RequestOptions, current_caller},
@@ -27,14 +33,8 @@ pub(crate) struct SseConfig {
 
 impl SseConfig {
     pub(crate) fn from_lua_args(url: LuaValue, options: Option<LuaTable>) -> LuaResult<Self> {
-        let LuaValue::String(url) = url else {
-            return Err(LuaError::runtime(format!(
-                "net.sse.connect expects a url string, got {}",
-                lune_utils::type_name(&url)
-            )));
-        };
         let mut config = Self {
-            url: url.to_str()?.to_string(),
+            url: options::url(&url, "net.sse.connect")?,
             headers: Vec::new(),
             last_event_id: None,
             reconnect: false,

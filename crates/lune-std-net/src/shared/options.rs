@@ -81,6 +81,17 @@ pub(crate) fn size(value: &LuaValue, field: &str) -> LuaResult<Option<usize>> {
         .ok_or_else(|| invalid(field, "a whole number of bytes, 1 or more", value))
 }
 
+/// The url argument of `function` (`net.socket`, `net.sse.connect`).
+pub(crate) fn url(value: &LuaValue, function: &str) -> LuaResult<String> {
+    match value {
+        LuaValue::String(url) => Ok(url.to_str()?.to_string()),
+        other => Err(LuaError::runtime(format!(
+            "{function} expects a url string, got {}",
+            lune_utils::type_name(other)
+        ))),
+    }
+}
+
 /// A port: a whole number from 0 to 65535.
 pub(crate) fn port(value: &LuaValue, field: &str) -> LuaResult<u16> {
     match whole(value, field, 0, u64::from(u16::MAX))? {
