@@ -40,6 +40,8 @@ pub(crate) struct RequestOptions {
     pub(crate) max_redirects: u32,
     /// The most bytes a response body may have, after decompression.
     pub(crate) max_body_size: Option<usize>,
+    /// Connect to this Unix socket; the URL's host only names the `Host` header.
+    pub(crate) unix_socket: Option<std::path::PathBuf>,
 }
 
 impl Default for RequestOptions {
@@ -50,6 +52,7 @@ impl Default for RequestOptions {
             follow_redirects: true,
             max_redirects: 10,
             max_body_size: None,
+            unix_socket: None,
         }
     }
 }
@@ -147,5 +150,6 @@ fn read_options(options: &LuaTable) -> LuaResult<RequestOptions> {
             .whole("maxRedirects", 0, u64::from(u32::MAX))?
             .map_or(defaults.max_redirects, |n| n as u32),
         max_body_size: options.size("maxBodySize")?,
+        unix_socket: options.path("unixSocket")?,
     })
 }

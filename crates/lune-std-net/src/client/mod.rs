@@ -131,11 +131,22 @@ impl Client {
         options: &RequestOptions,
         caller: &Liveness,
     ) -> Result<(http::response::Parts, Bytes), RequestError> {
+        let https = url.scheme() == "https";
+        if https && options.unix_socket.is_some() {
+            return Err(RequestError::Url(format!(
+                "Cannot request '{url}' over a Unix socket - https is not supported there, use http"
+            )));
+        }
         let origin = Origin {
-            https: url.scheme() == "https",
+            https,
             host: url.host_str().unwrap_or_default().to_string(),
             port: url.port_or_known_default().unwrap_or(80),
-            proxy: proxy::for_url(url).map_err(RequestError::Proxy)?,
+            // A Unix socket is the way to the server: no proxy in between.
+            proxy: match options.unix_socket {
+                Some(_) => None,
+                None => proxy::for_url(url).map_err(RequestError::Proxy)?,
+            },
+            unix: options.unix_socket.clone(),
         };
         let http_error = |source| RequestError::Http {
             url: url.to_string(),
