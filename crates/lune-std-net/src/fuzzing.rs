@@ -496,7 +496,8 @@ pub fn http1_request(data: &[u8]) {
     let (header_timeout, send_timeout) = (config.header_timeout, config.send_timeout);
     let in_flight = Arc::new(InFlight::default());
     let service = Counted {
-        service: Service::new(lua.clone(), config).for_peer(SocketAddr::from(([127, 0, 0, 1], 1))),
+        service: Service::new(lua.clone(), config)
+            .for_connection(Some(SocketAddr::from(([127, 0, 0, 1], 1))), None),
         in_flight: in_flight.clone(),
     };
     let peer = Cell::new(Some(Peer {
@@ -519,6 +520,7 @@ pub fn http1_request(data: &[u8]) {
                 let timeouts = crate::server::Timeouts {
                     header: header_timeout,
                     send: send_timeout,
+                    idle: None,
                 };
                 let conn = crate::server::http1_builder(timeouts)
                     .serve_connection(HyperIo::new(SendTimeout::new(peer, send_timeout)), service)

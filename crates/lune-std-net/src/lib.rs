@@ -1,6 +1,6 @@
-//! `@lune/net`: an HTTP client and server, `WebSocket`s and TCP for Luau,
-//! compatible with Lune's library and extended with pooling, HTTP/2,
-//! timeouts, custom trust, HTTPS serving and a TCP server.
+//! `@lune/net`: an HTTP client and server, `WebSocket`s, TCP, UDP and Unix
+//! domain sockets for Luau, compatible with Lune's library and extended with
+//! pooling, HTTP/2, timeouts, custom trust, HTTPS serving and a TCP server.
 //!
 //! This file is the wiring table: one thin adapter per Luau function; the
 //! work lives in `client/`, `server/`, `shared/` and `url/`.
@@ -87,6 +87,23 @@ pub fn module(lua: Lua) -> LuaResult<LuaTable> {
             )?
             .build_readonly()?
     };
+    let udp = TableBuilder::new(lua.clone())?
+        .with_async_function(
+            "bind",
+            |_, (port, config): (LuaValue, shared::udp::UdpConfig)| async move {
+                let port = shared::options::port(&port, "port")?;
+                shared::udp::bind(port, config).await
+            },
+        )?
+        .build_readonly()?;
+    let unix = TableBuilder::new(lua.clone())?
+        .with_async_function("connect", |_, path: LuaValue| async move {
+            client::tcp::connect_unix(unix_path(&path)?).await
+        })?
+        .with_async_function("listen", |lua, path: LuaValue| async move {
+            server::listener::listen_unix(lua, unix_path(&path)?).await
+        })?
+        .build_readonly()?;
     let ws = TableBuilder::new(lua.clone())?
         .with_value("connect", socket.clone())?
         .build_readonly()?;
@@ -102,6 +119,8 @@ pub fn module(lua: Lua) -> LuaResult<LuaTable> {
         .with_value("ws", ws)?
         .with_value("tcp", tcp)?
         .with_value("sse", sse)?
+        .with_value("udp", udp)?
+        .with_value("unix", unix)?
         .with_function("urlEncode", url_encode)?
         .with_function("urlDecode", url_decode)?
         .build_readonly()
@@ -111,6 +130,12 @@ pub fn module(lua: Lua) -> LuaResult<LuaTable> {
 #[must_use]
 pub fn typedefs() -> String {
     include_str!("../types.d.luau").to_string()
+}
+
+/// The `path` argument of `net.unix.connect` and `net.unix.listen`.
+fn unix_path(path: &LuaValue) -> LuaResult<std::path::PathBuf> {
+    shared::options::path(path, "path")?
+        .ok_or_else(|| LuaError::runtime("Invalid 'path' - expected a file path, got nil"))
 }
 
 fn url_encode(_: &Lua, (s, binary): (LuaString, Option<bool>)) -> LuaResult<String> {

@@ -45,6 +45,8 @@ pub(crate) struct RequestOptions {
     pub(crate) max_body_size: Option<usize>,
     /// Return at the response head, with the body as a `BodyReader`.
     pub(crate) stream: bool,
+    /// Connect to this Unix socket; the URL's host only names the `Host` header.
+    pub(crate) unix_socket: Option<std::path::PathBuf>,
 }
 
 impl Default for RequestOptions {
@@ -56,6 +58,7 @@ impl Default for RequestOptions {
             max_redirects: 10,
             max_body_size: None,
             stream: false,
+            unix_socket: None,
         }
     }
 }
@@ -159,5 +162,6 @@ fn read_options(options: &LuaTable) -> LuaResult<RequestOptions> {
             .map_or(defaults.max_redirects, |n| n as u32),
         max_body_size: options.size("maxBodySize")?,
         stream: options.flag("stream")?.unwrap_or(defaults.stream),
+        unix_socket: options.path("unixSocket")?,
     })
 }

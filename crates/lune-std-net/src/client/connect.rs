@@ -1,7 +1,8 @@
-//! The one connect path: DNS, TCP, optional proxy tunnel and TLS, shared by
-//! `net.request`, `net.socket` and `net.tcp.connect`.
+//! The one connect path: DNS, TCP, optional proxy tunnel and TLS, or a Unix
+//! socket, shared by `net.request`, `net.socket`, `net.tcp.connect` and
+//! `net.unix.connect`.
 
-use std::{fmt, io, net::SocketAddr, time::Duration};
+use std::{fmt, io, net::SocketAddr, path::Path, time::Duration};
 
 use async_net::TcpStream;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -84,20 +85,24 @@ pub(crate) fn is_certificate_error(e: &io::Error) -> bool {
         })
 }
 
+/// The addresses of `host` (a name, or an IP literal, `[::1]` too) at `port`.
+pub(crate) async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, ConnectError> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => Ok(vec![SocketAddr::new(ip, port)]),
+        Err(_) => async_net::resolve((bare, port))
+            .await
+            .map_err(|source| ConnectError::Resolve {
+                host: bare.to_string(),
+                source,
+            }),
+    }
+}
+
 /// Opens a TCP connection to `host:port`, trying each resolved address.
 pub(crate) async fn tcp(host: &str, port: u16) -> Result<TcpStream, ConnectError> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let addrs: Vec<SocketAddr> = match bare.parse::<std::net::IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => {
-            async_net::resolve((bare, port))
-                .await
-                .map_err(|source| ConnectError::Resolve {
-                    host: bare.to_string(),
-                    source,
-                })?
-        }
-    };
+    let addrs = resolve(host, port).await?;
     let mut last = None;
     for addr in &addrs {
         match TcpStream::connect(addr).await {
@@ -116,6 +121,17 @@ pub(crate) async fn tcp(host: &str, port: u16) -> Result<TcpStream, ConnectError
         ),
     };
     Err(ConnectError::Connect { addr, source })
+}
+
+/// Opens a connection to the Unix socket at `path`.
+pub(crate) async fn unix(path: &Path) -> Result<Stream, ConnectError> {
+    async_net::unix::UnixStream::connect(path)
+        .await
+        .map(Stream::Unix)
+        .map_err(|source| ConnectError::Connect {
+            addr: path.display().to_string(),
+            source,
+        })
 }
 
 /// Wraps `tcp` in client TLS for `host`, verifying against the trust roots.

@@ -146,11 +146,22 @@ impl Client {
             options,
             caller,
         } = exchange;
+        let https = url.scheme() == "https";
+        if https && options.unix_socket.is_some() {
+            return Err(RequestError::Url(format!(
+                "Cannot request '{url}' over a Unix socket - https is not supported there, use http"
+            )));
+        }
         let origin = Origin {
-            https: url.scheme() == "https",
+            https,
             host: url.host_str().unwrap_or_default().to_string(),
             port: url.port_or_known_default().unwrap_or(80),
-            proxy: proxy::for_url(url).map_err(RequestError::Proxy)?,
+            // A Unix socket is the way to the server: no proxy in between.
+            proxy: match options.unix_socket {
+                Some(_) => None,
+                None => proxy::for_url(url).map_err(RequestError::Proxy)?,
+            },
+            unix: options.unix_socket.clone(),
         };
         let (headers, declared) = framing::take_declared_length(headers.to_vec(), body.is_stream())
             .map_err(|e| RequestError::Url(e.to_string()))?;

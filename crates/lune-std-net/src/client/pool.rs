@@ -35,13 +35,15 @@ const LIVENESS_CHECK: Duration = Duration::from_millis(100);
 
 pub(crate) type Body = OutBody;
 
-/// Where a connection goes: scheme, host, port and the proxy in between.
+/// Where a connection goes: scheme, host, port and the proxy in between,
+/// or the Unix socket that carries it (`options.unixSocket`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Origin {
     pub(crate) https: bool,
     pub(crate) host: String,
     pub(crate) port: u16,
     pub(crate) proxy: Option<(String, u16)>,
+    pub(crate) unix: Option<std::path::PathBuf>,
 }
 
 /// A connection ready to carry one request.
@@ -261,13 +263,18 @@ impl Pool {
         user_agent: Option<&HeaderValue>,
     ) -> Result<Sender, ConnectError> {
         let alpn = origin.https.then_some(Alpn::Http);
-        let stream = match (&origin.proxy, alpn) {
-            (Some(proxy), Some(alpn)) => {
-                let tcp = connect::tunnel(proxy, &origin.host, origin.port, user_agent).await?;
-                connect::tls(tcp, &origin.host, alpn).await?
+        let stream = if let Some(path) = &origin.unix {
+            // The client refuses https over a Unix socket before it gets here.
+            connect::unix(path).await?
+        } else {
+            match (&origin.proxy, alpn) {
+                (Some(proxy), Some(alpn)) => {
+                    let tcp = connect::tunnel(proxy, &origin.host, origin.port, user_agent).await?;
+                    connect::tls(tcp, &origin.host, alpn).await?
+                }
+                (Some(proxy), None) => Stream::Plain(connect::tcp(&proxy.0, proxy.1).await?),
+                (None, alpn) => connect::connect(&origin.host, origin.port, alpn).await?,
             }
-            (Some(proxy), None) => Stream::Plain(connect::tcp(&proxy.0, proxy.1).await?),
-            (None, alpn) => connect::connect(&origin.host, origin.port, alpn).await?,
         };
         let handshake_failed = ConnectError::Handshake;
         if stream.is_h2() {
@@ -347,6 +354,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port,
             proxy: None,
+            unix: None,
         };
         async_io::block_on(async {
             let pool = Pool::with_idle_timeout(Duration::from_millis(100));

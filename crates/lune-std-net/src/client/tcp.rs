@@ -1,9 +1,15 @@
-//! `net.tcp.connect`: the shared connect path, returning a `TcpStream`.
+//! `net.tcp.connect` and `net.unix.connect`: the shared connect path,
+//! returning a `TcpStream`.
+
+use std::path::PathBuf;
 
 use mlua::prelude::*;
 
 use super::{connect, tls::Alpn};
-use crate::shared::{options::Options, tcp::TcpStream};
+use crate::shared::{
+    options::Options,
+    tcp::{Endpoints, TcpStream},
+};
 
 /// `config` of `net.tcp.connect`: `true` for TLS, or `{ tls?, ttl? }`.
 pub(crate) struct TcpConfig {
@@ -52,4 +58,10 @@ pub(crate) async fn connect(host: &str, port: u16, config: TcpConfig) -> LuaResu
         crate::shared::stream::Stream::Plain(tcp)
     };
     Ok(TcpStream::new(stream, local, remote))
+}
+
+/// Connects to the Unix socket at `path`.
+pub(crate) async fn connect_unix(path: PathBuf) -> LuaResult<TcpStream> {
+    let stream = connect::unix(&path).await.map_err(LuaError::external)?;
+    Ok(TcpStream::with_ends(stream, Endpoints::Unix { path }))
 }

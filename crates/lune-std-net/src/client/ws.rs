@@ -37,6 +37,9 @@ pub(crate) struct SocketConfig {
     pub(crate) url: String,
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
     pub(crate) protocols: Vec<String>,
+    /// Connect to this Unix socket; the URL's host only names the `Host` header.
+    pub(crate) unix_socket: Option<std::path::PathBuf>,
+    pub(crate) settings: websocket::Settings,
 }
 
 impl SocketConfig {
@@ -45,11 +48,15 @@ impl SocketConfig {
             url: options::url(&url, "net.socket")?,
             headers: Vec::new(),
             protocols: Vec::new(),
+            unix_socket: None,
+            settings: websocket::Settings::default(),
         };
         if let Some(options) = options {
             let fields = Options::new(&options);
             config.headers = headers::read_headers(fields.table("headers")?)?;
             config.protocols = fields.strings("protocols")?;
+            config.unix_socket = fields.path("unixSocket")?;
+            config.settings = websocket::Settings::from_options(&fields)?;
         }
         Ok(config)
     }
@@ -102,9 +109,17 @@ pub(crate) async fn connect(config: SocketConfig) -> Result<UpgradedSocket, Sock
     let host = url.host_str().unwrap_or_default().to_string();
     let port = url.port_or_known_default().unwrap_or(80);
     let tls = (url.scheme() == "wss").then_some(Alpn::Http1);
-    let stream = connect::connect(&host, port, tls)
-        .await
-        .map_err(SocketError::Connect)?;
+    let stream = match (&config.unix_socket, tls) {
+        (Some(_), Some(_)) => {
+            return Err(SocketError::Url(format!(
+                "Cannot connect to '{}' over a Unix socket - wss is not supported there, use ws",
+                config.url
+            )));
+        }
+        (Some(path), None) => connect::unix(path).await,
+        (None, tls) => connect::connect(&host, port, tls).await,
+    }
+    .map_err(SocketError::Connect)?;
     let (mut sender, conn) = http1::Builder::new()
         .handshake::<_, Empty<Bytes>>(HyperIo::new(stream))
         .await
@@ -178,8 +193,12 @@ pub(crate) async fn connect(config: SocketConfig) -> Result<UpgradedSocket, Sock
     let stream = WebSocketStream::from_raw_socket(
         FuturesIo(upgraded),
         Role::Client,
-        Some(websocket::config()),
+        Some(config.settings.config()),
     )
     .await;
-    Ok(websocket::WebSocket::new(stream, protocol))
+    Ok(websocket::WebSocket::new(
+        stream,
+        protocol,
+        &config.settings,
+    ))
 }

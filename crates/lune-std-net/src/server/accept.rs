@@ -1,7 +1,8 @@
-//! The one accept path of every server (`net.serve`, `net.tcp.listen`): bind,
-//! accept, the TLS handshake with its timeout, and the peer address carried
-//! along. Everything here runs on the Luau thread, where the accepted
-//! connections are used.
+//! The one accept path of every server (`net.serve`, `net.tcp.listen`,
+//! `net.unix.listen`): bind (TCP with `reusePort`, or a Unix socket file),
+//! accept within `maxConnections`, the TLS handshake with its timeout, and
+//! the peer address carried along. Everything here runs on the Luau thread,
+//! where the accepted connections are used.
 //!
 //! An error of one connection (a peer that reset before it was accepted, a
 //! failed or slow TLS handshake) never surfaces as a failure of the listener:
@@ -10,43 +11,213 @@
 //! short pause.
 
 use std::{
+    cell::Cell,
     future::Future,
     io,
-    net::{IpAddr, SocketAddr},
+    net::SocketAddr,
+    os::unix::fs::{FileTypeExt, MetadataExt},
+    path::{Path, PathBuf},
+    rc::Rc,
     time::Duration,
 };
 
-use async_net::TcpListener;
+use async_net::{
+    TcpListener,
+    unix::{UnixListener, UnixStream},
+};
+use event_listener::Event;
 use futures_lite::future;
 use futures_rustls::TlsAcceptor;
 use mlua::prelude::*;
 use mlua_luau_scheduler::LuaSpawnExt;
 
 use super::report;
-use crate::shared::{signal::Signal, stream::Stream};
+use crate::shared::{signal::Signal, stream::Stream, tcp::Endpoints};
 
 /// How long a client may take to complete the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The pause after an error of the listening socket itself.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// Connections the kernel queues before they are accepted (it caps this at
+/// `net.core.somaxconn`).
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// Where a server listens.
+pub(crate) enum Bind {
+    /// An IP address and port; `reuse_port` lets several sockets (in several
+    /// processes) share the port, the kernel spreading connections over them.
+    Tcp { addr: SocketAddr, reuse_port: bool },
+    /// A Unix domain socket file.
+    Unix(PathBuf),
+}
+
+/// The address a server is bound to.
+#[derive(Clone)]
+pub(crate) enum Local {
+    Ip(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for Local {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Ip(addr) => write!(f, "{addr}"),
+            Self::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// A bound listening socket.
+pub(crate) enum Listener {
+    Tcp(TcpListener),
+    Unix {
+        listener: UnixListener,
+        file: SocketFile,
+    },
+}
+
+/// The socket file of a Unix listener, removed when the listener goes — if
+/// it is still the file this listener made (another server may have
+/// replaced it since).
+pub(crate) struct SocketFile {
+    path: PathBuf,
+    id: (u64, u64),
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let ours =
+            std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.id);
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
 
 /// A connection ready for use: TLS done if the server has TLS.
 pub(crate) struct Accepted {
     pub(crate) stream: Stream,
-    pub(crate) local: SocketAddr,
-    pub(crate) peer: SocketAddr,
+    pub(crate) ends: Endpoints,
+    /// The connection's place under `maxConnections`; dropping it lets the
+    /// accept loop take another connection.
+    pub(crate) permit: Permit,
 }
 
-/// Binds `address:port`; the error names the address.
-pub(crate) async fn bind(address: IpAddr, port: u16) -> LuaResult<(TcpListener, SocketAddr)> {
-    let addr = SocketAddr::new(address, port);
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| LuaError::runtime(format!("Failed to bind to {addr} - {e}")))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| LuaError::runtime(format!("Failed to bind to {addr} - {e}")))?;
-    Ok((listener, bound))
+impl Accepted {
+    /// The client's address; `None` over a Unix socket.
+    pub(crate) fn peer(&self) -> Option<SocketAddr> {
+        match self.ends {
+            Endpoints::Ip { remote, .. } => Some(remote),
+            Endpoints::Unix { .. } => None,
+        }
+    }
+}
+
+/// Binds as `bind` says; the error names the address.
+pub(crate) async fn bind(bind: &Bind) -> LuaResult<(Listener, Local)> {
+    match bind {
+        Bind::Tcp { addr, reuse_port } => {
+            let fail = |e: io::Error| LuaError::runtime(format!("Failed to bind to {addr} - {e}"));
+            let listener = bind_tcp(*addr, *reuse_port).map_err(fail)?;
+            let bound = listener.local_addr().map_err(fail)?;
+            Ok((Listener::Tcp(listener), Local::Ip(bound)))
+        }
+        Bind::Unix(path) => {
+            let fail = |e: io::Error| {
+                LuaError::runtime(format!(
+                    "Failed to bind to Unix socket {} - {e}",
+                    path.display()
+                ))
+            };
+            let listener = bind_unix(path).await.map_err(fail)?;
+            let meta = std::fs::symlink_metadata(path).map_err(fail)?;
+            let file = SocketFile {
+                path: path.clone(),
+                id: (meta.dev(), meta.ino()),
+            };
+            Ok((Listener::Unix { listener, file }, Local::Unix(path.clone())))
+        }
+    }
+}
+
+fn bind_tcp(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // As the standard library does: a restarted server rebinds its port at
+    // once, without waiting for old connections in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    TcpListener::try_from(std::net::TcpListener::from(socket))
+}
+
+/// Binds a Unix socket at `path`. A socket file left behind by a server
+/// that is gone (connecting to it is refused) is replaced; a live socket or
+/// any other kind of file is an error.
+async fn bind_unix(path: &Path) -> io::Result<UnixListener> {
+    match UnixListener::bind(path) {
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+            let is_socket =
+                std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+            if !is_socket {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "a file that is not a socket is in the way",
+                ));
+            }
+            match UnixStream::connect(path).await {
+                Ok(_) => Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "another server is listening on it",
+                )),
+                Err(probe) if probe.kind() == io::ErrorKind::ConnectionRefused => {
+                    std::fs::remove_file(path)?;
+                    UnixListener::bind(path)
+                }
+                Err(_) => Err(e),
+            }
+        }
+        other => other,
+    }
+}
+
+/// The connection slots of a server with `maxConnections`.
+struct Slots {
+    max: usize,
+    used: Cell<usize>,
+    freed: Event,
+}
+
+impl Slots {
+    async fn acquire(self: &Rc<Self>) -> Permit {
+        loop {
+            if self.used.get() < self.max {
+                self.used.set(self.used.get() + 1);
+                return Permit(Some(self.clone()));
+            }
+            let listener = self.freed.listen();
+            if self.used.get() < self.max {
+                continue;
+            }
+            listener.await;
+        }
+    }
+}
+
+/// One connection's slot; frees it when dropped.
+pub(crate) struct Permit(Option<Rc<Slots>>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if let Some(slots) = self.0.take() {
+            slots.used.set(slots.used.get().saturating_sub(1));
+            slots.freed.notify(1);
+        }
+    }
 }
 
 /// True for errors that belong to one connection rather than the socket.
@@ -61,15 +232,41 @@ fn is_connection_error(e: &io::Error) -> bool {
     )
 }
 
-/// Accepts until `stop` fires, then drops the listening socket. Each
-/// connection goes to `on_accept` once its TLS handshake (if any) is done:
-/// plain connections in order, awaited here (so a full queue holds further
-/// connections in the kernel's backlog), TLS ones from their own tasks.
-/// `what` names the server in reports (`net.serve`).
+/// A connection as the listening socket hands it over.
+enum Raw {
+    Tcp(async_net::TcpStream, SocketAddr),
+    Unix(UnixStream),
+}
+
+impl Listener {
+    async fn accept(&self) -> io::Result<Raw> {
+        match self {
+            Self::Tcp(listener) => listener.accept().await.map(|(s, a)| Raw::Tcp(s, a)),
+            Self::Unix { listener, .. } => listener.accept().await.map(|(s, _)| Raw::Unix(s)),
+        }
+    }
+
+    fn local(&self) -> Option<Local> {
+        match self {
+            Self::Tcp(listener) => listener.local_addr().ok().map(Local::Ip),
+            Self::Unix { file, .. } => Some(Local::Unix(file.path.clone())),
+        }
+    }
+}
+
+/// Accepts until `stop` fires, then drops the listening socket (a Unix
+/// socket's file goes with it). With `max_connections`, no connection is
+/// accepted while that many are open: further ones wait in the kernel's
+/// backlog. Each connection goes to `on_accept` once its TLS handshake (if
+/// any) is done: plain connections in order, awaited here (so a full queue
+/// holds further connections in the backlog), TLS ones from their own
+/// tasks. `what` names the server in reports (`net.serve`). Config parsing
+/// refuses TLS on a Unix socket, so `tls` applies to TCP connections only.
 pub(crate) async fn run<H, F>(
     lua: &Lua,
-    listener: TcpListener,
+    listener: Listener,
     tls: Option<TlsAcceptor>,
+    max_connections: Option<usize>,
     what: &'static str,
     stop: &Signal,
     on_accept: H,
@@ -77,32 +274,72 @@ pub(crate) async fn run<H, F>(
     H: Fn(Accepted) -> F + Clone + 'static,
     F: Future<Output = ()> + 'static,
 {
-    let local = listener.local_addr().ok();
+    let local = listener.local();
+    let slots = max_connections.map(|max| {
+        Rc::new(Slots {
+            max,
+            used: Cell::new(0),
+            freed: Event::new(),
+        })
+    });
     loop {
-        let accepted = future::or(async { Some(listener.accept().await) }, async {
+        let next = async {
+            let permit = match &slots {
+                Some(slots) => slots.acquire().await,
+                None => Permit(None),
+            };
+            (permit, listener.accept().await)
+        };
+        let accepted = future::or(async { Some(next.await) }, async {
             stop.wait().await;
             None
         })
         .await;
-        let (tcp, peer) = match accepted {
+        let (permit, raw) = match accepted {
             None => return,
-            Some(Ok(pair)) => pair,
-            Some(Err(e)) if is_connection_error(&e) => continue,
-            Some(Err(e)) => {
-                let on = local.map(|a| format!(" on {a}")).unwrap_or_default();
+            Some((permit, Ok(raw))) => (permit, raw),
+            Some((_, Err(e))) if is_connection_error(&e) => continue,
+            Some((_, Err(e))) => {
+                let on = local
+                    .as_ref()
+                    .map(|a| format!(" on {a}"))
+                    .unwrap_or_default();
                 report::error(&format!("{what}: failed to accept a connection{on}: {e}"));
                 async_io::Timer::after(ACCEPT_BACKOFF).await;
                 continue;
             }
         };
+        let (tcp, peer) = match raw {
+            Raw::Unix(stream) => {
+                let path = match &local {
+                    Some(Local::Unix(path)) => path.clone(),
+                    _ => PathBuf::new(),
+                };
+                on_accept(Accepted {
+                    stream: Stream::Unix(stream),
+                    ends: Endpoints::Unix { path },
+                    permit,
+                })
+                .await;
+                continue;
+            }
+            Raw::Tcp(tcp, peer) => (tcp, peer),
+        };
         let _ = tcp.set_nodelay(true);
-        let local = tcp.local_addr().ok().or(local).unwrap_or(peer);
+        let bound = match &local {
+            Some(Local::Ip(addr)) => Some(*addr),
+            _ => None,
+        };
+        let ends = Endpoints::Ip {
+            local: tcp.local_addr().ok().or(bound).unwrap_or(peer),
+            remote: peer,
+        };
         match &tls {
             None => {
                 on_accept(Accepted {
                     stream: Stream::Plain(tcp),
-                    local,
-                    peer,
+                    ends,
+                    permit,
                 })
                 .await;
             }
@@ -118,8 +355,8 @@ pub(crate) async fn run<H, F>(
                         Some(Ok(tls)) => {
                             on_accept(Accepted {
                                 stream: Stream::ServerTls(Box::new(tls)),
-                                local,
-                                peer,
+                                ends,
+                                permit,
                             })
                             .await;
                         }

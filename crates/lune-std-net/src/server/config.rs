@@ -1,11 +1,12 @@
 //! `net.serve` arguments: a handler function or a config table.
 
-use std::{net::IpAddr, sync::Arc, time::Duration};
+use std::{net::IpAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use mlua::prelude::*;
 use rustls::ServerConfig;
 
-use crate::shared::options::Options;
+use super::listener::max_connections;
+use crate::shared::{options::Options, websocket};
 
 /// Requests with bodies larger than this get 413 unless `maxBodySize` says otherwise.
 pub(crate) const DEFAULT_MAX_BODY_SIZE: usize = 128 * 1024 * 1024;
@@ -32,6 +33,14 @@ pub(crate) struct ServeConfig {
     pub(crate) send_timeout: Duration,
     /// WebSocket subprotocols the server speaks, in its order of preference.
     pub(crate) protocols: Vec<String>,
+    /// Serve on this Unix socket instead of a TCP port.
+    pub(crate) unix_socket: Option<PathBuf>,
+    pub(crate) reuse_port: bool,
+    pub(crate) max_connections: Option<usize>,
+    /// How long a connection with no request and no traffic is kept.
+    pub(crate) idle_timeout: Option<Duration>,
+    /// `maxMessageSize` and `pingInterval` of upgraded `WebSocket`s.
+    pub(crate) websocket: websocket::Settings,
 }
 
 impl FromLua for ServeConfig {
@@ -46,6 +55,11 @@ impl FromLua for ServeConfig {
             body_timeout: DEFAULT_BODY_TIMEOUT,
             send_timeout: DEFAULT_SEND_TIMEOUT,
             protocols: Vec::new(),
+            unix_socket: None,
+            reuse_port: false,
+            max_connections: None,
+            idle_timeout: None,
+            websocket: websocket::Settings::default(),
         };
         let table = match value {
             LuaValue::Function(f) => {
@@ -85,6 +99,16 @@ impl FromLua for ServeConfig {
             config.send_timeout = timeout;
         }
         config.protocols = fields.strings("protocols")?;
+        config.unix_socket = fields.path("unixSocket")?;
+        if config.unix_socket.is_some() && config.tls.is_some() {
+            return Err(LuaError::runtime(
+                "net.serve config has both 'unixSocket' and 'tls' - TLS is not supported on a Unix socket",
+            ));
+        }
+        config.reuse_port = fields.flag("reusePort")?.unwrap_or(false);
+        config.max_connections = max_connections(&fields)?;
+        config.idle_timeout = fields.seconds("idleTimeout")?;
+        config.websocket = websocket::Settings::from_options(&fields)?;
         Ok(config)
     }
 }

@@ -1,6 +1,7 @@
-//! `net.tcp.listen`: a TCP (or TLS) server socket over the shared accept
-//! path. Accepted streams queue in a bounded channel that `accept` reads;
-//! while it is full, further connections wait in the kernel's backlog.
+//! `net.tcp.listen` and `net.unix.listen`: a TCP (or TLS) or Unix server
+//! socket over the shared accept path. Accepted streams queue in a bounded
+//! channel that `accept` reads; while it is full, further connections wait
+//! in the kernel's backlog.
 
 use std::{net::SocketAddr, rc::Rc};
 
@@ -9,29 +10,39 @@ use futures_rustls::TlsAcceptor;
 use mlua::prelude::*;
 use mlua_luau_scheduler::LuaSpawnExt;
 
-use super::accept::{self, Accepted};
+use super::accept::{self, Accepted, Bind, Local};
 use crate::shared::{options::Options, signal::Signal, tcp::TcpStream};
 
 const BACKLOG: usize = 128;
 
-/// `net.tcp.listen(port, { address?, tls? })`.
+/// `net.tcp.listen(port, { address?, tls?, reusePort?, maxConnections? })`.
 pub(crate) struct ListenConfig {
     address: std::net::IpAddr,
     tls: Option<TlsAcceptor>,
+    reuse_port: bool,
+    max_connections: Option<usize>,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        Self {
+            address: std::net::IpAddr::from([127, 0, 0, 1]),
+            tls: None,
+            reuse_port: false,
+            max_connections: None,
+        }
+    }
 }
 
 impl FromLua for ListenConfig {
     fn from_lua(value: LuaValue, _: &Lua) -> LuaResult<Self> {
-        let mut config = Self {
-            address: std::net::IpAddr::from([127, 0, 0, 1]),
-            tls: None,
-        };
+        let mut config = Self::default();
         let table = match value {
             LuaValue::Nil => return Ok(config),
             LuaValue::Table(t) => t,
             other => {
                 return Err(LuaError::runtime(format!(
-                    "Invalid listen config - expected a table {{ address?, tls? }}, got {}",
+                    "Invalid listen config - expected a table {{ address?, tls?, reusePort?, maxConnections? }}, got {}",
                     lune_utils::type_name(&other)
                 )));
             }
@@ -41,21 +52,56 @@ impl FromLua for ListenConfig {
             config.address = address;
         }
         config.tls = fields.server_tls("tls", &[])?.map(TlsAcceptor::from);
+        config.reuse_port = fields.flag("reusePort")?.unwrap_or(false);
+        config.max_connections = max_connections(&fields)?;
         Ok(config)
     }
 }
 
-/// A listening socket as Luau sees it: `ip`, `port`, `accept`, `close`.
+/// `maxConnections`: a whole number of connections, 1 or more.
+pub(crate) fn max_connections(fields: &Options<'_>) -> LuaResult<Option<usize>> {
+    Ok(fields
+        .whole("maxConnections", 1, u64::from(u32::MAX))?
+        .map(|n| n as usize))
+}
+
+/// A listening socket as Luau sees it: `ip` and `port` (or `path`), `accept`, `close`.
 pub(crate) struct Listener {
-    bound: SocketAddr,
+    bound: Local,
     accepted: Receiver<Accepted>,
     stop: Rc<Signal>,
     closed: Rc<Signal>,
 }
 
-/// Binds and starts accepting in the background.
+/// Binds `port` and starts accepting in the background.
 pub(crate) async fn listen(lua: Lua, port: u16, config: ListenConfig) -> LuaResult<Listener> {
-    let (listener, bound) = accept::bind(config.address, port).await?;
+    let bind = Bind::Tcp {
+        addr: SocketAddr::new(config.address, port),
+        reuse_port: config.reuse_port,
+    };
+    start(
+        lua,
+        &bind,
+        config.tls,
+        config.max_connections,
+        "net.tcp.listen",
+    )
+    .await
+}
+
+/// Binds a Unix socket at `path` and starts accepting in the background.
+pub(crate) async fn listen_unix(lua: Lua, path: std::path::PathBuf) -> LuaResult<Listener> {
+    start(lua, &Bind::Unix(path), None, None, "net.unix.listen").await
+}
+
+async fn start(
+    lua: Lua,
+    bind: &Bind,
+    tls: Option<TlsAcceptor>,
+    max_connections: Option<usize>,
+    what: &'static str,
+) -> LuaResult<Listener> {
+    let (listener, bound) = accept::bind(bind).await?;
     let (queue, accepted) = async_channel::bounded(BACKLOG);
     let stop = Rc::new(Signal::default());
     let closed = Rc::new(Signal::default());
@@ -72,8 +118,9 @@ pub(crate) async fn listen(lua: Lua, port: u16, config: ListenConfig) -> LuaResu
         accept::run(
             &loop_lua,
             listener,
-            config.tls,
-            "net.tcp.listen",
+            tls,
+            max_connections,
+            what,
             &loop_stop,
             on_accept,
         )
@@ -98,8 +145,21 @@ impl Listener {
 
 impl LuaUserData for Listener {
     fn add_fields<F: LuaUserDataFields<Self>>(fields: &mut F) {
-        fields.add_field_method_get("ip", |_, this| Ok(this.bound.ip().to_string()));
-        fields.add_field_method_get("port", |_, this| Ok(this.bound.port()));
+        fields.add_field_method_get("ip", |_, this| match &this.bound {
+            Local::Ip(addr) => Ok(Some(addr.ip().to_string())),
+            Local::Unix(_) => Ok(None),
+        });
+        fields.add_field_method_get("port", |_, this| match &this.bound {
+            Local::Ip(addr) => Ok(Some(addr.port())),
+            Local::Unix(_) => Ok(None),
+        });
+        fields.add_field_method_get("path", |lua, this| match &this.bound {
+            Local::Unix(path) => {
+                use std::os::unix::ffi::OsStrExt;
+                Ok(Some(lua.create_string(path.as_os_str().as_bytes())?))
+            }
+            Local::Ip(_) => Ok(None),
+        });
     }
 
     fn add_methods<M: LuaUserDataMethods<Self>>(methods: &mut M) {
@@ -108,7 +168,10 @@ impl LuaUserData for Listener {
                 let accepted = this.accepted.clone();
                 drop(this);
                 match accepted.recv().await {
-                    Ok(conn) => Ok(Some(TcpStream::new(conn.stream, conn.local, conn.peer))),
+                    Ok(conn) => Ok(Some(
+                        // The stream holds its connection slot until closed.
+                        TcpStream::with_ends(conn.stream, conn.ends).holding(Box::new(conn.permit)),
+                    )),
                     Err(_) => Ok(None),
                 }
             })

@@ -5,6 +5,7 @@
 mod accept;
 mod body;
 pub(crate) mod config;
+mod idle;
 pub(crate) mod listener;
 pub(crate) mod report;
 pub(crate) mod response;
@@ -14,6 +15,7 @@ mod upgrade;
 use std::{
     cell::Cell,
     rc::Rc,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -24,7 +26,12 @@ use lune_utils::TableBuilder;
 use mlua::prelude::*;
 use mlua_luau_scheduler::LuaSpawnExt;
 
-use self::{accept::Accepted, config::ServeConfig, service::Service};
+use self::{
+    accept::{Accepted, Bind, Local},
+    config::ServeConfig,
+    idle::{Activity, Watched},
+    service::Service,
+};
 use crate::{
     rt::{HyperIo, HyperTimer, LocalExecutor},
     shared::{
@@ -102,13 +109,27 @@ pub(crate) struct Shutdown {
 }
 
 /// Binds `port`, starts serving in the background, and returns the handle.
+/// With `unixSocket`, the port is not used.
 pub(crate) async fn serve(lua: Lua, port: u16, config: ServeConfig) -> LuaResult<LuaTable> {
-    let (listener, bound) = accept::bind(config.address, port).await?;
+    let bind = match &config.unix_socket {
+        Some(path) => Bind::Unix(path.clone()),
+        None => Bind::Tcp {
+            addr: std::net::SocketAddr::new(config.address, port),
+            reuse_port: config.reuse_port,
+        },
+    };
+    let (listener, bound) = accept::bind(&bind).await?;
     let shutdown = Rc::new(Shutdown::default());
     let tls = config.tls.clone().map(TlsAcceptor::from);
+    let max_connections = config.max_connections;
     let timeouts = Timeouts {
-        header: config.header_timeout,
+        // hyper's header timer runs from the moment a kept-alive connection
+        // goes idle, so it must not end an idle connection before idleTimeout.
+        header: config.idle_timeout.map_or(config.header_timeout, |idle| {
+            idle.max(config.header_timeout)
+        }),
         send: config.send_timeout,
+        idle: config.idle_timeout,
     };
     let service = Service::new(lua.clone(), config);
     let loop_lua = lua.clone();
@@ -124,13 +145,16 @@ pub(crate) async fn serve(lua: Lua, port: u16, config: ServeConfig) -> LuaResult
         let conn_lua = loop_lua.clone();
         let conn_shutdown = loop_shutdown.clone();
         let on_accept = move |conn: Accepted| {
-            let service = service.for_peer(conn.peer);
+            let activity = timeouts.idle.map(|_| Activity::new());
+            let service = service.for_connection(conn.peer(), activity.clone());
             let exec = exec.clone();
             let shutdown = conn_shutdown.clone();
             let open = connections.open();
             conn_lua.spawn_local(async move {
                 let _open = open;
-                serve_connection(conn.stream, service, exec, timeouts, &shutdown).await;
+                // Holds the connection's place under maxConnections.
+                let _permit = conn.permit;
+                serve_connection(conn.stream, service, exec, timeouts, activity, &shutdown).await;
             });
             future::ready(())
         };
@@ -138,6 +162,7 @@ pub(crate) async fn serve(lua: Lua, port: u16, config: ServeConfig) -> LuaResult
             &loop_lua,
             listener,
             tls,
+            max_connections,
             "net.serve",
             &loop_shutdown.stopped,
             on_accept,
@@ -148,12 +173,20 @@ pub(crate) async fn serve(lua: Lua, port: u16, config: ServeConfig) -> LuaResult
     handle(&lua, bound, shutdown)
 }
 
-/// The table `net.serve` returns: `ip`, `port` and `stop`, which works
-/// both as `handle.stop()` and `handle:stop()`.
-fn handle(lua: &Lua, bound: std::net::SocketAddr, shutdown: Rc<Shutdown>) -> LuaResult<LuaTable> {
-    TableBuilder::new(lua.clone())?
-        .with_value("ip", bound.ip().to_string())?
-        .with_value("port", bound.port())?
+/// The table `net.serve` returns: `ip` and `port` (or `path` for a Unix
+/// socket) and `stop`, which works both as `handle.stop()` and `handle:stop()`.
+fn handle(lua: &Lua, bound: Local, shutdown: Rc<Shutdown>) -> LuaResult<LuaTable> {
+    let builder = TableBuilder::new(lua.clone())?;
+    let builder = match bound {
+        Local::Ip(addr) => builder
+            .with_value("ip", addr.ip().to_string())?
+            .with_value("port", addr.port())?,
+        Local::Unix(path) => {
+            use std::os::unix::ffi::OsStrExt;
+            builder.with_value("path", lua.create_string(path.as_os_str().as_bytes())?)?
+        }
+    };
+    builder
         .with_async_function("stop", move |_, _: LuaMultiValue| {
             let shutdown = shutdown.clone();
             async move {
@@ -171,11 +204,13 @@ fn handle(lua: &Lua, bound: std::net::SocketAddr, shutdown: Rc<Shutdown>) -> Lua
         .build_readonly()
 }
 
-/// How long a connection's peer may take to send headers and to take data.
+/// How long a connection's peer may take to send headers and to take data,
+/// and how long an idle connection is kept.
 #[derive(Clone, Copy)]
 pub(crate) struct Timeouts {
     pub(crate) header: Duration,
     pub(crate) send: Duration,
+    pub(crate) idle: Option<Duration>,
 }
 
 /// The HTTP/1.1 server settings of every connection.
@@ -188,24 +223,30 @@ pub(crate) fn http1_builder(timeouts: Timeouts) -> http1::Builder {
     builder
 }
 
-/// Runs one connection until the client leaves or the server stops; on stop,
-/// requests in flight get `SHUTDOWN_GRACE` to finish.
+/// Runs one connection until the client leaves, it stays idle for
+/// `idleTimeout` or the server stops; on stop, requests in flight get
+/// `SHUTDOWN_GRACE` to finish.
 async fn serve_connection(
     stream: Stream,
     service: Service,
     exec: LocalExecutor,
     timeouts: Timeouts,
+    activity: Option<Arc<Activity>>,
     shutdown: &Shutdown,
 ) {
     let h2 = stream.is_h2();
-    let io = HyperIo::new(SendTimeout::new(stream, timeouts.send));
+    let idle = activity.clone().zip(timeouts.idle);
+    let io = HyperIo::new(Watched::new(
+        SendTimeout::new(stream, timeouts.send),
+        activity,
+    ));
     if h2 {
         let conn = http2::Builder::new(exec)
             .timer(HyperTimer::new())
             .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
             .max_send_buf_size(MAX_SEND_BUF_SIZE)
             .serve_connection(io, service);
-        drive(conn, shutdown, http2::Connection::graceful_shutdown).await;
+        drive(conn, shutdown, idle, http2::Connection::graceful_shutdown).await;
     } else {
         let conn = http1_builder(timeouts)
             .serve_connection(io, service)
@@ -213,19 +254,32 @@ async fn serve_connection(
         drive(
             conn,
             shutdown,
+            idle,
             http1::UpgradeableConnection::graceful_shutdown,
         )
         .await;
     }
 }
 
-async fn drive<C, E>(conn: C, shutdown: &Shutdown, graceful: impl FnOnce(std::pin::Pin<&mut C>))
-where
+/// Drives `conn` until it ends; when the server stops or the connection
+/// has been idle for its limit, shuts it down gracefully.
+async fn drive<C, E>(
+    conn: C,
+    shutdown: &Shutdown,
+    idle: Option<(Arc<Activity>, Duration)>,
+    graceful: impl FnOnce(std::pin::Pin<&mut C>),
+) where
     C: Future<Output = Result<(), E>>,
 {
     let mut conn = std::pin::pin!(conn);
     let finished = future::or(async { Some(conn.as_mut().await) }, async {
-        shutdown.stopped.wait().await;
+        let idle = async {
+            match &idle {
+                Some((activity, limit)) => activity.idle(*limit).await,
+                None => future::pending().await,
+            }
+        };
+        future::or(shutdown.stopped.wait(), idle).await;
         None
     })
     .await;

@@ -3,7 +3,7 @@
 //! Luau thread, and turn what it returns into a response. Handler errors
 //! become 500s and are reported on stderr.
 
-use std::{future::Future, net::SocketAddr, pin::Pin, rc::Rc};
+use std::{future::Future, net::SocketAddr, pin::Pin, rc::Rc, sync::Arc};
 
 use http::{HeaderValue, Request, StatusCode, header};
 use hyper::body::Incoming;
@@ -12,25 +12,30 @@ use mlua::prelude::*;
 use super::{
     body::{self, Limits},
     config::ServeConfig,
+    idle::Activity,
     report,
     response::{self, HttpResponse, plain},
     upgrade,
 };
-use crate::shared::request;
+use crate::shared::{request, websocket};
 
 struct Inner {
     lua: Lua,
     handle_request: Option<LuaFunction>,
     handle_web_socket: Option<LuaFunction>,
     protocols: Rc<[String]>,
+    websocket: websocket::Settings,
     limits: Limits,
 }
 
-/// The hyper service of one connection: shared server state and the peer.
+/// The hyper service of one connection: shared server state, the peer, and
+/// the connection's activity (requests in flight count as activity for
+/// `idleTimeout`).
 #[derive(Clone)]
 pub(crate) struct Service {
     inner: Rc<Inner>,
     peer: Option<SocketAddr>,
+    activity: Option<Arc<Activity>>,
 }
 
 impl Service {
@@ -41,20 +46,28 @@ impl Service {
                 handle_request: config.handle_request,
                 handle_web_socket: config.handle_web_socket,
                 protocols: config.protocols.into(),
+                websocket: config.websocket,
                 limits: Limits {
                     max_size: config.max_body_size,
                     timeout: config.body_timeout,
                 },
             }),
             peer: None,
+            activity: None,
         }
     }
 
-    /// The same server, for a connection from `peer`.
-    pub(crate) fn for_peer(&self, peer: SocketAddr) -> Self {
+    /// The same server, for a connection from `peer` (`None` over a Unix
+    /// socket) whose requests count in `activity`.
+    pub(crate) fn for_connection(
+        &self,
+        peer: Option<SocketAddr>,
+        activity: Option<Arc<Activity>>,
+    ) -> Self {
         Self {
             inner: self.inner.clone(),
-            peer: Some(peer),
+            peer,
+            activity,
         }
     }
 }
@@ -67,7 +80,12 @@ impl hyper::service::Service<Request<Incoming>> for Service {
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let inner = self.inner.clone();
         let peer = self.peer;
-        Box::pin(async move { Ok(handle(&inner, peer, request).await) })
+        let busy = self.activity.as_ref().map(Activity::busy);
+        Box::pin(async move {
+            let response = handle(&inner, peer, request).await;
+            drop(busy);
+            Ok(response)
+        })
     }
 }
 
@@ -79,7 +97,14 @@ async fn handle(
     if let Some(handler) = inner.handle_web_socket.as_ref()
         && upgrade::is_websocket(request.headers())
     {
-        return upgrade::upgrade(&inner.lua, handler.clone(), &inner.protocols, peer, request);
+        return upgrade::upgrade(
+            &inner.lua,
+            handler.clone(),
+            &inner.protocols,
+            inner.websocket,
+            peer,
+            request,
+        );
     }
     let Some(handler) = inner.handle_request.clone() else {
         let mut response = plain(

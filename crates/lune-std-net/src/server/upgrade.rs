@@ -56,6 +56,7 @@ pub(crate) fn upgrade(
     lua: &Lua,
     handler: LuaFunction,
     protocols: &Rc<[String]>,
+    settings: websocket::Settings,
     peer: Option<SocketAddr>,
     mut request: Request<Incoming>,
 ) -> HttpResponse {
@@ -102,10 +103,10 @@ pub(crate) fn upgrade(
         let stream = WebSocketStream::from_raw_socket(
             FuturesIo(upgraded),
             Role::Server,
-            Some(websocket::config()),
+            Some(settings.config()),
         )
         .await;
-        let socket = WebSocket::new(stream, chosen);
+        let socket = WebSocket::new(stream, chosen, &settings);
         let handle = socket.handle();
         let result = match websocket::into_object(&lua_inner, socket) {
             Ok(object) => handler.call_async::<()>((object, table)).await,

@@ -12,4 +12,5 @@ pub(crate) mod response;
 pub(crate) mod signal;
 pub(crate) mod stream;
 pub(crate) mod tcp;
+pub(crate) mod udp;
 pub(crate) mod websocket;

@@ -3,7 +3,7 @@
 //! and messages that name the field. Nothing a script passes reaches a
 //! panic: numbers are checked before they become `Duration`s or `usize`s.
 
-use std::{net::IpAddr, sync::Arc, time::Duration};
+use std::{net::IpAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use mlua::prelude::*;
 use rustls::ServerConfig;
@@ -43,17 +43,32 @@ fn number(value: &LuaValue) -> Option<f64> {
 
 /// Seconds: a positive, finite number of at most [`MAX_SECONDS`].
 pub(crate) fn seconds(value: &LuaValue, field: &str) -> LuaResult<Option<Duration>> {
+    seconds_up_to(value, field, MAX_SECONDS)
+}
+
+/// Seconds: a positive, finite number of at most `max` (a socket option
+/// the kernel bounds more tightly than [`MAX_SECONDS`]).
+pub(crate) fn seconds_up_to(
+    value: &LuaValue,
+    field: &str,
+    max: f64,
+) -> LuaResult<Option<Duration>> {
     if value.is_nil() {
         return Ok(None);
     }
     number(value)
-        .filter(|n| *n > 0.0 && *n <= MAX_SECONDS)
+        .filter(|n| *n > 0.0 && *n <= max.min(MAX_SECONDS))
         .and_then(|n| Duration::try_from_secs_f64(n).ok())
         .map(Some)
         .ok_or_else(|| {
+            let most = if max >= MAX_SECONDS {
+                "at most one year, 31536000".to_string()
+            } else {
+                format!("at most {}", lune_utils::fmt::format_number(max))
+            };
             invalid(
                 field,
-                "a positive number of seconds (at most one year, 31536000)",
+                &format!("a positive number of seconds ({most})"),
                 value,
             )
         })
@@ -100,6 +115,19 @@ pub(crate) fn port(value: &LuaValue, field: &str) -> LuaResult<u16> {
     }
 }
 
+/// A file system path (a Unix socket's): a non-empty string without NUL
+/// bytes, taken byte for byte.
+pub(crate) fn path(value: &LuaValue, field: &str) -> LuaResult<Option<PathBuf>> {
+    use std::os::unix::ffi::OsStrExt;
+    match value {
+        LuaValue::Nil => Ok(None),
+        LuaValue::String(s) if !s.as_bytes().is_empty() && !s.as_bytes().contains(&0) => Ok(Some(
+            PathBuf::from(std::ffi::OsStr::from_bytes(&s.as_bytes())),
+        )),
+        other => Err(invalid(field, "a file path", other)),
+    }
+}
+
 /// The fields of a config table, read with the rules above. `None` when the
 /// field is nil.
 pub(crate) struct Options<'a> {
@@ -125,6 +153,10 @@ impl<'a> Options<'a> {
 
     pub(crate) fn whole(&self, key: &str, min: u64, max: u64) -> LuaResult<Option<u64>> {
         whole(&self.get(key)?, key, min, max)
+    }
+
+    pub(crate) fn path(&self, key: &str) -> LuaResult<Option<PathBuf>> {
+        path(&self.get(key)?, key)
     }
 
     pub(crate) fn flag(&self, key: &str) -> LuaResult<Option<bool>> {

@@ -1,10 +1,11 @@
-//! The `TcpStream` object Luau sees, for connected and accepted streams alike.
+//! The `TcpStream` object Luau sees, for connected and accepted streams alike,
+//! over TCP (with or without TLS) or a Unix domain socket.
 //!
 //! The stream is split into read and write halves, each behind its own async
 //! lock, so reads and writes may run at the same time on different Luau
 //! threads. `close` wakes a waiting `read`, which then returns nil.
 
-use std::{net::SocketAddr, rc::Rc};
+use std::{any::Any, cell::RefCell, fmt, net::SocketAddr, path::PathBuf, rc::Rc, time::Duration};
 
 use async_lock::Mutex;
 use futures_lite::{
@@ -17,17 +18,43 @@ use super::{body::bytes_from_lua, options, signal::Signal, stream::Stream};
 
 /// `read()` without a size reads at most this much.
 const DEFAULT_READ_SIZE: usize = 64 * 1024;
+/// The longest keep-alive idle time the kernel takes (`TCP_KEEPIDLE`).
+const MAX_KEEPALIVE_SECONDS: f64 = 32767.0;
+
+/// The two ends of a stream: IP addresses and ports, or a Unix socket's path.
+pub(crate) enum Endpoints {
+    Ip {
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
+    Unix {
+        path: PathBuf,
+    },
+}
+
+impl fmt::Display for Endpoints {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ip { remote, .. } => write!(f, "{remote}"),
+            Self::Unix { path } => write!(f, "{}", path.display()),
+        }
+    }
+}
 
 struct Inner {
     reader: Mutex<Option<ReadHalf<Stream>>>,
     writer: Mutex<Option<WriteHalf<Stream>>>,
     closed: Signal,
-    local: SocketAddr,
-    remote: SocketAddr,
+    ends: Endpoints,
+    /// The TCP socket, for socket options; released on close.
+    socket: RefCell<Option<async_net::TcpStream>>,
+    /// Kept while the stream is open (a listener's connection slot).
+    held: RefCell<Option<Box<dyn Any>>>,
 }
 
-/// A TCP (or TLS) stream: `localIp`, `localPort`, `remoteIp`, `remotePort`,
-/// `read`, `write`, `close`.
+/// A TCP (or TLS, or Unix socket) stream: `localIp`, `localPort`,
+/// `remoteIp`, `remotePort` (or `path`), `read`, `write`, `close`,
+/// `setNoDelay`, `setKeepAlive`.
 pub(crate) struct TcpStream {
     inner: Rc<Inner>,
 }
@@ -36,16 +63,89 @@ impl TcpStream {
     /// A stream between `local` and `remote`, as they were when it was
     /// accepted or connected (a peer that has since reset has no address).
     pub(crate) fn new(stream: Stream, local: SocketAddr, remote: SocketAddr) -> Self {
+        Self::with_ends(stream, Endpoints::Ip { local, remote })
+    }
+
+    /// A stream whose ends are `ends`.
+    pub(crate) fn with_ends(stream: Stream, ends: Endpoints) -> Self {
+        let socket = stream.tcp().cloned();
         let (reader, writer) = futures_lite::io::split(stream);
         Self {
             inner: Rc::new(Inner {
                 reader: Mutex::new(Some(reader)),
                 writer: Mutex::new(Some(writer)),
                 closed: Signal::default(),
-                local,
-                remote,
+                ends,
+                socket: RefCell::new(socket),
+                held: RefCell::new(None),
             }),
         }
+    }
+
+    /// Keeps `value` until the stream is closed or dropped.
+    pub(crate) fn holding(self, value: Box<dyn Any>) -> Self {
+        *self.inner.held.borrow_mut() = Some(value);
+        self
+    }
+
+    /// The TCP socket for setting `option`; an error once closed or for a
+    /// Unix socket.
+    fn socket(&self, option: &str) -> LuaResult<async_net::TcpStream> {
+        if let Endpoints::Unix { .. } = self.inner.ends {
+            return Err(LuaError::runtime(format!(
+                "{option} applies to TCP streams - this stream is a Unix socket"
+            )));
+        }
+        self.inner
+            .socket
+            .borrow()
+            .clone()
+            .ok_or_else(|| LuaError::runtime(format!("TCP stream is closed - cannot use {option}")))
+    }
+
+    fn set_no_delay(&self, on: LuaValue) -> LuaResult<()> {
+        let LuaValue::Boolean(on) = on else {
+            return Err(LuaError::runtime(format!(
+                "Invalid 'on' - expected a boolean, got {}",
+                options::describe(&on)
+            )));
+        };
+        self.socket("setNoDelay")?
+            .set_nodelay(on)
+            .map_err(|e| LuaError::runtime(format!("setNoDelay failed ({}): {e}", self.inner.ends)))
+    }
+
+    /// `false` turns keep-alive probes off; seconds turn them on, probing a
+    /// connection idle that long, then every that many seconds.
+    fn set_keep_alive(&self, value: LuaValue) -> LuaResult<()> {
+        let idle = match value {
+            LuaValue::Boolean(false) => None,
+            other => Some(
+                options::seconds_up_to(&other, "seconds", MAX_KEEPALIVE_SECONDS)?.ok_or_else(
+                    || {
+                        LuaError::runtime(
+                            "Invalid 'seconds' - expected a number of seconds or false, got nil",
+                        )
+                    },
+                )?,
+            ),
+        };
+        let socket = self.socket("setKeepAlive")?;
+        let sock = socket2::SockRef::from(&socket);
+        let set = match idle {
+            None => sock.set_keepalive(false),
+            Some(idle) => {
+                // The kernel counts whole seconds, from 1.
+                let whole = Duration::from_secs(idle.as_secs_f64().ceil().max(1.0) as u64);
+                let params = socket2::TcpKeepalive::new()
+                    .with_time(whole)
+                    .with_interval(whole);
+                sock.set_tcp_keepalive(&params)
+            }
+        };
+        set.map_err(|e| {
+            LuaError::runtime(format!("setKeepAlive failed ({}): {e}", self.inner.ends))
+        })
     }
 
     async fn read(&self, size: usize) -> LuaResult<Option<Vec<u8>>> {
@@ -70,7 +170,7 @@ impl TcpStream {
             }
             Some(Err(e)) => Err(LuaError::runtime(format!(
                 "Failed to read from TCP stream ({}): {e}",
-                self.inner.remote
+                self.inner.ends
             ))),
         }
     }
@@ -89,7 +189,7 @@ impl TcpStream {
         written.await.map_err(|e| {
             LuaError::runtime(format!(
                 "Failed to write to TCP stream ({}): {e}",
-                self.inner.remote
+                self.inner.ends
             ))
         })
     }
@@ -103,6 +203,8 @@ impl TcpStream {
             let _ = half.close().await;
         }
         self.inner.reader.lock().await.take();
+        self.inner.socket.borrow_mut().take();
+        self.inner.held.borrow_mut().take();
     }
 }
 
@@ -116,10 +218,34 @@ fn read_size(size: Option<LuaValue>) -> LuaResult<usize> {
 
 impl LuaUserData for TcpStream {
     fn add_fields<F: LuaUserDataFields<Self>>(fields: &mut F) {
-        fields.add_field_method_get("localIp", |_, this| Ok(this.inner.local.ip().to_string()));
-        fields.add_field_method_get("localPort", |_, this| Ok(this.inner.local.port()));
-        fields.add_field_method_get("remoteIp", |_, this| Ok(this.inner.remote.ip().to_string()));
-        fields.add_field_method_get("remotePort", |_, this| Ok(this.inner.remote.port()));
+        fn ip(ends: &Endpoints, local: bool) -> Option<SocketAddr> {
+            match ends {
+                Endpoints::Ip {
+                    local: l,
+                    remote: r,
+                } => Some(if local { *l } else { *r }),
+                Endpoints::Unix { .. } => None,
+            }
+        }
+        fields.add_field_method_get("localIp", |_, this| {
+            Ok(ip(&this.inner.ends, true).map(|a| a.ip().to_string()))
+        });
+        fields.add_field_method_get("localPort", |_, this| {
+            Ok(ip(&this.inner.ends, true).map(|a| a.port()))
+        });
+        fields.add_field_method_get("remoteIp", |_, this| {
+            Ok(ip(&this.inner.ends, false).map(|a| a.ip().to_string()))
+        });
+        fields.add_field_method_get("remotePort", |_, this| {
+            Ok(ip(&this.inner.ends, false).map(|a| a.port()))
+        });
+        fields.add_field_method_get("path", |lua, this| match &this.inner.ends {
+            Endpoints::Unix { path } => {
+                use std::os::unix::ffi::OsStrExt;
+                Ok(Some(lua.create_string(path.as_os_str().as_bytes())?))
+            }
+            Endpoints::Ip { .. } => Ok(None),
+        });
     }
 
     fn add_methods<M: LuaUserDataMethods<Self>>(methods: &mut M) {
@@ -147,11 +273,15 @@ impl LuaUserData for TcpStream {
                 Ok(())
             })
         });
+        methods.add_method("setNoDelay", |_, this, on: LuaValue| this.set_no_delay(on));
+        methods.add_method("setKeepAlive", |_, this, value: LuaValue| {
+            this.set_keep_alive(value)
+        });
         methods.add_meta_method(LuaMetaMethod::ToString, |_, this, ()| {
-            Ok(format!(
-                "TcpStream({} -> {})",
-                this.inner.local, this.inner.remote
-            ))
+            Ok(match &this.inner.ends {
+                Endpoints::Ip { local, remote } => format!("TcpStream({local} -> {remote})"),
+                Endpoints::Unix { path } => format!("TcpStream(unix:{})", path.display()),
+            })
         });
     }
 }

@@ -4,7 +4,11 @@
 //! async lock, so one Luau thread may wait in `next` while another calls
 //! `send`. `close` wakes a waiting `next` through an event.
 
-use std::{cell::Cell, rc::Rc};
+use std::{
+    cell::Cell,
+    rc::Rc,
+    time::{Duration, Instant},
+};
 
 use async_lock::Mutex;
 use async_tungstenite::{
@@ -18,7 +22,7 @@ use bytes::Bytes;
 use futures_lite::{AsyncRead, AsyncWrite, StreamExt};
 use mlua::prelude::*;
 
-use super::{body::bytes_from_lua, signal::Signal};
+use super::{body::bytes_from_lua, options::Options, signal::Signal};
 
 /// Wraps the socket userdata in the object scripts see. Lune 0.10 called
 /// `socket.send(msg)`, `socket.next()` and `socket.close()` with a dot, Lune
@@ -72,14 +76,46 @@ pub(crate) fn into_object<S: Transport>(lua: &Lua, socket: WebSocket<S>) -> LuaR
     make.call(lua.create_userdata(socket)?)
 }
 
-/// The largest message accepted before the socket closes with 1009.
+/// The largest message accepted before the socket closes with 1009, unless
+/// `maxMessageSize` says otherwise.
 pub(crate) const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
 
-/// Limits shared by client and server sockets.
-pub(crate) fn config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .max_message_size(Some(MAX_MESSAGE_SIZE))
-        .max_frame_size(Some(MAX_MESSAGE_SIZE))
+/// What a script may set for a socket, client (`net.socket` options) or
+/// server (`net.serve` config) alike.
+#[derive(Clone, Copy)]
+pub(crate) struct Settings {
+    /// `maxMessageSize`: larger messages close the socket with 1009.
+    pub(crate) max_message_size: usize,
+    /// `pingInterval`: while `next` waits, a peer silent this long is
+    /// pinged, and one that stays silent as long again is dropped (1006).
+    pub(crate) ping_interval: Option<Duration>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            max_message_size: MAX_MESSAGE_SIZE,
+            ping_interval: None,
+        }
+    }
+}
+
+impl Settings {
+    /// `maxMessageSize` and `pingInterval` from a config table.
+    pub(crate) fn from_options(fields: &Options<'_>) -> LuaResult<Self> {
+        Ok(Self {
+            max_message_size: fields.size("maxMessageSize")?.unwrap_or(MAX_MESSAGE_SIZE),
+            ping_interval: fields.seconds("pingInterval")?,
+        })
+    }
+
+    /// tungstenite's limits: a frame or message past `max_message_size` is
+    /// refused from its header, before its payload is read.
+    pub(crate) fn config(&self) -> WebSocketConfig {
+        WebSocketConfig::default()
+            .max_message_size(Some(self.max_message_size))
+            .max_frame_size(Some(self.max_message_size))
+    }
 }
 
 /// What every socket needs from its transport.
@@ -92,6 +128,18 @@ struct Inner<S> {
     close_code: Cell<Option<u16>>,
     closed: Signal,
     protocol: Option<String>,
+    ping_interval: Option<Duration>,
+    /// When the peer last sent a frame of any kind.
+    last_heard: Cell<Instant>,
+    /// When a keep-alive ping went out that the peer has not answered yet.
+    ping_sent: Cell<Option<Instant>>,
+}
+
+/// What woke a waiting `next`.
+enum Wake<T> {
+    Frame(T),
+    Closed,
+    PingDue,
 }
 
 /// A WebSocket as Luau sees it: `closeCode`, `protocol`, `next`, `send`, `close`.
@@ -100,7 +148,11 @@ pub(crate) struct WebSocket<S> {
 }
 
 impl<S: Transport> WebSocket<S> {
-    pub(crate) fn new(stream: WebSocketStream<S>, protocol: Option<String>) -> Self {
+    pub(crate) fn new(
+        stream: WebSocketStream<S>,
+        protocol: Option<String>,
+        settings: &Settings,
+    ) -> Self {
         let (sender, receiver) = stream.split();
         Self {
             inner: Rc::new(Inner {
@@ -109,6 +161,9 @@ impl<S: Transport> WebSocket<S> {
                 close_code: Cell::new(None),
                 closed: Signal::default(),
                 protocol,
+                ping_interval: settings.ping_interval,
+                last_heard: Cell::new(Instant::now()),
+                ping_sent: Cell::new(None),
             }),
         }
     }
@@ -151,7 +206,48 @@ impl<S: Transport> WebSocket<S> {
         self.inner.receiver.lock().await.take();
     }
 
-    async fn next_message(&self) -> LuaResult<Option<Bytes>> {
+    /// Resolves when the keep-alive needs attention: a ping is due, or the
+    /// one sent went unanswered. Never, without `pingInterval`.
+    async fn ping_due(&self) {
+        let Some(interval) = self.inner.ping_interval else {
+            return futures_lite::future::pending().await;
+        };
+        let since = self
+            .inner
+            .ping_sent
+            .get()
+            .unwrap_or_else(|| self.inner.last_heard.get());
+        async_io::Timer::at(since + interval).await;
+    }
+
+    /// Pings a silent peer; true while the peer may still answer, false when
+    /// an earlier ping went unanswered or the ping could not be sent within
+    /// the interval (the socket is then closed with 1006).
+    async fn keep_alive(&self) -> bool {
+        let Some(interval) = self.inner.ping_interval else {
+            return true;
+        };
+        if self.inner.ping_sent.get().is_some() {
+            return false;
+        }
+        self.inner.ping_sent.set(Some(Instant::now()));
+        let ping = async {
+            match self.inner.sender.lock().await.as_mut() {
+                Some(sink) => sink.send(Message::Ping(Bytes::new())).await.is_ok(),
+                None => false,
+            }
+        };
+        futures_lite::future::or(ping, async {
+            async_io::Timer::after(interval).await;
+            false
+        })
+        .await
+    }
+
+    /// The next text or binary message and whether it is binary; `None`
+    /// once the socket is closed. With `pingInterval`, waiting here keeps the
+    /// connection checked (pongs are read here, like every frame).
+    async fn next_message(&self) -> LuaResult<Option<(Bytes, bool)>> {
         loop {
             if self.inner.close_code.get().is_some() {
                 return Ok(None);
@@ -160,17 +256,42 @@ impl<S: Transport> WebSocket<S> {
             let Some(stream) = receiver.as_mut() else {
                 return Ok(None);
             };
-            let received = futures_lite::future::or(async { Some(stream.next().await) }, async {
-                self.inner.closed.wait().await;
-                None
-            })
-            .await;
-            let Some(received) = received else {
-                return Ok(None);
+            // A frame that is already there wins over a due ping.
+            let wake =
+                futures_lite::future::or(async { Wake::Frame(stream.next().await) }, async {
+                    futures_lite::future::or(
+                        async {
+                            self.inner.closed.wait().await;
+                            Wake::Closed
+                        },
+                        async {
+                            self.ping_due().await;
+                            Wake::PingDue
+                        },
+                    )
+                    .await
+                })
+                .await;
+            let received = match wake {
+                Wake::Frame(received) => received,
+                Wake::Closed => return Ok(None),
+                Wake::PingDue => {
+                    if !self.keep_alive().await {
+                        drop(receiver);
+                        self.mark_closed(1006);
+                        self.drop_transport().await;
+                        return Ok(None);
+                    }
+                    continue;
+                }
             };
+            if let Some(Ok(_)) = &received {
+                self.inner.last_heard.set(Instant::now());
+                self.inner.ping_sent.set(None);
+            }
             match received {
-                Some(Ok(Message::Text(text))) => return Ok(Some(Bytes::from(text))),
-                Some(Ok(Message::Binary(data))) => return Ok(Some(data)),
+                Some(Ok(Message::Text(text))) => return Ok(Some((Bytes::from(text), false))),
+                Some(Ok(Message::Binary(data))) => return Ok(Some((data, true))),
                 // Pings are answered by tungstenite itself; pongs and raw frames are not messages.
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                 Some(Ok(Message::Close(frame))) => {
@@ -234,12 +355,18 @@ impl<S: Transport> LuaUserData for WebSocket<S> {
     }
 
     fn add_methods<M: LuaUserDataMethods<Self>>(methods: &mut M) {
+        // A message and whether it came as a binary frame; a single nil once closed.
         methods.add_async_method("next", |lua, this, ()| {
             lune_utils::wake_on_drop(async move {
+                let mut values = LuaMultiValue::new();
                 match this.next_message().await? {
-                    Some(bytes) => Ok(LuaValue::String(lua.create_string(&bytes)?)),
-                    None => Ok(LuaValue::Nil),
+                    Some((bytes, binary)) => {
+                        values.push_back(LuaValue::String(lua.create_string(&bytes)?));
+                        values.push_back(LuaValue::Boolean(binary));
+                    }
+                    None => values.push_back(LuaValue::Nil),
                 }
+                Ok(values)
             })
         });
         methods.add_async_method(
