@@ -32,7 +32,7 @@ use crate::{
         response::{lua_number, status_code},
         service::Service,
     },
-    shared::{headers, stream::SendTimeout},
+    shared::headers,
 };
 
 /// Reads fuzzer bytes as a sequence of small inputs; past the end, zeros.
@@ -523,7 +523,10 @@ pub fn http1_request(data: &[u8]) {
                     idle: None,
                 };
                 let conn = crate::server::http1_builder(timeouts)
-                    .serve_connection(HyperIo::new(SendTimeout::new(peer, send_timeout)), service)
+                    .serve_connection(
+                        HyperIo::new(crate::server::PeerIo::new(peer, send_timeout, None)),
+                        service,
+                    )
                     .with_upgrades();
                 let _ = conn.await;
             });

@@ -1,6 +1,7 @@
 //! `idleTimeout`: a server connection is idle while no request is being
 //! handled and no byte goes either way; one idle for the timeout is shut
-//! down gracefully. [`Watched`] notes the bytes, [`Busy`] guards the
+//! down gracefully. [`PeerIo`] notes the bytes (and cuts a peer that takes
+//! none for `sendTimeout`), [`Busy`] guards the
 //! requests, [`Activity::idle`] waits for the timeout. All of it runs on
 //! the Luau thread, with the connection; the counters are atomic only
 //! because hyper wants an upgradable connection's I/O to be `Send`.
@@ -79,16 +80,27 @@ impl Activity {
     }
 }
 
-/// An I/O object whose reads and writes count as activity (when watched:
-/// without `idleTimeout` it passes straight through).
-pub(crate) struct Watched<S> {
+/// A server connection's I/O as hyper sees it: writes fail with `TimedOut`
+/// when the peer takes no bytes for `send_timeout` (a peer that stops
+/// reading is cut instead of holding its connection, and the response it
+/// pins, forever), and every read and write counts as activity for
+/// `idleTimeout` when the server has one.
+pub(crate) struct PeerIo<S> {
     inner: S,
+    send_timeout: Duration,
+    /// Armed while a write waits for the peer.
+    stalled: Option<async_io::Timer>,
     activity: Option<Arc<Activity>>,
 }
 
-impl<S> Watched<S> {
-    pub(crate) fn new(inner: S, activity: Option<Arc<Activity>>) -> Self {
-        Self { inner, activity }
+impl<S> PeerIo<S> {
+    pub(crate) fn new(inner: S, send_timeout: Duration, activity: Option<Arc<Activity>>) -> Self {
+        Self {
+            inner,
+            send_timeout,
+            stalled: None,
+            activity,
+        }
     }
 
     fn note<T>(&self, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
@@ -99,9 +111,29 @@ impl<S> Watched<S> {
         }
         poll
     }
+
+    /// Passes a ready write through (progress: the timer is disarmed), and
+    /// on `Pending` arms the timer, failing once it fires.
+    fn watch<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if poll.is_ready() {
+            self.stalled = None;
+            return self.note(poll);
+        }
+        let limit = self.send_timeout;
+        let timer = self
+            .stalled
+            .get_or_insert_with(|| async_io::Timer::after(limit));
+        match std::future::Future::poll(Pin::new(timer), cx) {
+            Poll::Ready(_) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the peer took no data for {} seconds", limit.as_secs_f64()),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+impl<S: AsyncRead + Unpin> AsyncRead for PeerIo<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -113,7 +145,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+impl<S: AsyncWrite + Unpin> AsyncWrite for PeerIo<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -121,7 +153,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.inner).poll_write(cx, buf);
-        this.note(poll)
+        this.watch(cx, poll)
     }
 
     fn poll_write_vectored(
@@ -131,49 +163,18 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        this.note(poll)
+        this.watch(cx, poll)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_flush(cx);
+        this.watch(cx, poll)
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_close(cx)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::{Duration, Instant};
-
-    use super::Activity;
-
-    #[test]
-    fn idle_waits_out_requests_in_flight() {
-        async_io::block_on(async {
-            let activity = Activity::new();
-            let busy = activity.busy();
-            let limit = Duration::from_millis(50);
-            let started = Instant::now();
-            let idle = futures_lite::future::or(
-                async {
-                    activity.idle(limit).await;
-                    true
-                },
-                async {
-                    async_io::Timer::after(limit * 4).await;
-                    false
-                },
-            )
-            .await;
-            assert!(!idle, "a connection with a request in flight is not idle");
-            drop(busy);
-            activity.idle(limit).await;
-            assert!(
-                started.elapsed() >= limit * 5,
-                "idle counts from the request's end"
-            );
-        });
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_close(cx);
+        this.watch(cx, poll)
     }
 }

@@ -6,6 +6,7 @@ mod accept;
 mod body;
 pub(crate) mod config;
 mod idle;
+pub(crate) use idle::PeerIo;
 pub(crate) mod listener;
 pub(crate) mod report;
 pub(crate) mod response;
@@ -29,15 +30,12 @@ use mlua_luau_scheduler::LuaSpawnExt;
 use self::{
     accept::{Accepted, Bind, Local},
     config::ServeConfig,
-    idle::{Activity, Watched},
+    idle::Activity,
     service::Service,
 };
 use crate::{
     rt::{HyperIo, HyperTimer, LocalExecutor},
-    shared::{
-        signal::Signal,
-        stream::{SendTimeout, Stream},
-    },
+    shared::{signal::Signal, stream::Stream},
 };
 
 /// How long in-flight requests may take to finish after `stop`.
@@ -236,10 +234,7 @@ async fn serve_connection(
 ) {
     let h2 = stream.is_h2();
     let idle = activity.clone().zip(timeouts.idle);
-    let io = HyperIo::new(Watched::new(
-        SendTimeout::new(stream, timeouts.send),
-        activity,
-    ));
+    let io = HyperIo::new(PeerIo::new(stream, timeouts.send, activity));
     if h2 {
         let conn = http2::Builder::new(exec)
             .timer(HyperTimer::new())
