@@ -112,12 +112,18 @@ impl<S> PeerIo<S> {
         poll
     }
 
-    /// Passes a ready write through (progress: the timer is disarmed), and
-    /// on `Pending` arms the timer, failing once it fires.
-    fn watch<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+    /// Passes a ready write through (progress: the timer is disarmed; data
+    /// written counts as activity, a flush does not), and on `Pending` arms
+    /// the timer, failing once it fires.
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<io::Result<T>>,
+        wrote: bool,
+    ) -> Poll<io::Result<T>> {
         if poll.is_ready() {
             self.stalled = None;
-            return self.note(poll);
+            return if wrote { self.note(poll) } else { poll };
         }
         let limit = self.send_timeout;
         let timer = self
@@ -153,7 +159,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for PeerIo<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.inner).poll_write(cx, buf);
-        this.watch(cx, poll)
+        this.watch(cx, poll, true)
     }
 
     fn poll_write_vectored(
@@ -163,18 +169,18 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for PeerIo<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        this.watch(cx, poll)
+        this.watch(cx, poll, true)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.inner).poll_flush(cx);
-        this.watch(cx, poll)
+        this.watch(cx, poll, false)
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.inner).poll_close(cx);
-        this.watch(cx, poll)
+        this.watch(cx, poll, false)
     }
 }
