@@ -23,11 +23,13 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else print a[int((NR + 1) / 2)] }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0 || b == "nan" || a == "nan") print "n/a"; else printf "%.2f", a / b }'; }
 
-# start_server <cpu> <cmd...>: starts a server that prints "ready <port>", sets PORT and SERVER_PID.
+# start_server <cpu> <cmd...>: starts a server that prints "ready <port>", sets PORT,
+# SERVER_PID and SERVER_OUT (the file with its output).
 start_server() {
 	local cpu=$1
 	shift
 	local out="$WORK/server.$RANDOM"
+	SERVER_OUT=$out
 	taskset -c "$cpu" "$@" >"$out" 2>&1 &
 	SERVER_PID=$!
 	for _ in $(seq 1 500); do
@@ -135,6 +137,29 @@ for _ in $(seq 1 20); do
 	echo $(( ($(date +%s%N) - start) / 1000 )) >>"$WORK/startup"
 done
 row "startup, empty net script, ms" "$(median <"$WORK/startup" | awk '{ printf "%.1f", $1 / 1000 }')" "-" "target ≤ 15"
+
+# 7. reusePort: two lune servers on one port, 64 keep-alive connections; the
+# kernel spreads the connections over both. REUSE_CPUS pins them (both on
+# SERVER_CPU by default, to compare with one server on that core; give two
+# cores, e.g. REUSE_CPUS="0 2", on a machine that has them to see the gain).
+read -r REUSE_CPU_A REUSE_CPU_B <<<"${REUSE_CPUS:-$SERVER_CPU $SERVER_CPU}"
+: >"$WORK/reuse.rps"; : >"$WORK/reuse.share"
+for _ in $(seq 1 "$REPS"); do
+	start_server "$REUSE_CPU_A" "$LUNE" run scripts/bench/serve_reuse.luau 0
+	pid_a=$SERVER_PID; out_a=$SERVER_OUT
+	start_server "$REUSE_CPU_B" "$LUNE" run scripts/bench/serve_reuse.luau "$PORT"
+	pid_b=$SERVER_PID; out_b=$SERVER_OUT
+	read -r rps _ < <(taskset -c "$LOAD_CPU" "$REF" load "http://127.0.0.1:$PORT/" 64 "$DURATION")
+	echo "$rps" >>"$WORK/reuse.rps"
+	sleep 0.5 # each server prints its count every 0.25 s
+	served_a=$(grep '^served ' "$out_a" | tail -1 | awk '{ print $2 }'); served_b=$(grep '^served ' "$out_b" | tail -1 | awk '{ print $2 }')
+	awk -v a="${served_a:-0}" -v b="${served_b:-0}" 'BEGIN { m = a < b ? a : b; if (a + b == 0) print 0; else printf "%.1f\n", 100 * m / (a + b) }' >>"$WORK/reuse.share"
+	SERVER_PID=$pid_a stop_server
+	SERVER_PID=$pid_b stop_server
+done
+ours=$(median <"$WORK/reuse.rps"); ref=$(median <"$WORK/rps.ref.64")
+row "serve, 2 lune processes with reusePort, 64 connections, req/s (reference: one process)" "$ours" "$ref" "$(ratio "$ours" "$ref")"
+row "reusePort, share of requests served by the less busy process, %" "$(median <"$WORK/reuse.share")" "-" "> 0: both serve"
 
 echo
 echo "| scenario | ours | reference | ours/reference |"
