@@ -211,6 +211,8 @@ mod proptests {
             port in proptest::option::of(1u16..),
             path in "(/[a-zA-Z0-9._~-]{0,8}){0,3}",
         ) {
+            // `xn--` starts a punycode label, which must decode: not plain.
+            prop_assume!(!host.starts_with("xn--"));
             let port = port.map(|p| format!(":{p}")).unwrap_or_default();
             let text = format!("{scheme}://{host}{port}{path}");
             let url = parse(&text, SCHEMES).map_err(TestCaseError::fail)?;
