@@ -4,30 +4,18 @@
 //! script's one string as flow control lets it out, and streams per
 //! connection are bounded.
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
-    sync::Arc,
-    time::Duration,
-};
+mod common;
+
+use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
+use common::Server;
 use futures_rustls::TlsConnector;
 use http_body_util::Empty;
 use hyper::client::conn::http2;
 use rustls_pki_types::{CertificateDer, ServerName, pem::PemObject};
 
 const STREAMS: usize = 20;
-
-fn rss_mib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
-    kib / 1024
-}
 
 #[derive(Clone)]
 struct Exec;
@@ -52,23 +40,9 @@ fn zero_window_streams_stay_bounded() {
             .map(|(_, v)| v.clone())
             .expect("a fixture variable")
     };
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lune"))
-        .args(["run", "tests/net/hardening/_h2_big_body_server.luau"])
-        .current_dir(&root)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("lune starts");
-    let pid = child.id();
-    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-    let mut port = String::new();
-    stdout
-        .read_line(&mut port)
-        .expect("the server prints its port");
-    let port: u16 = port.trim().parse().expect("a port");
-    let idle = rss_mib(pid);
+    let server = Server::start("tests/net/hardening/_h2_big_body_server.luau", &env);
+    let port = server.port;
+    let idle = server.status_kib("VmRSS") / 1024;
 
     let ca = std::fs::read(get("LUNE_TEST_CA_FILE")).expect("the CA file");
     let mut roots = rustls::RootCertStore::empty();
@@ -117,12 +91,11 @@ fn zero_window_streams_stay_bounded() {
             responses.push(head.await);
         }
         async_io::Timer::after(Duration::from_secs(1)).await;
-        let grown = rss_mib(pid).saturating_sub(idle);
+        let grown = (server.status_kib("VmRSS") / 1024).saturating_sub(idle);
         drop(responses);
         grown
     });
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     assert!(
         grown < 200,
         "{STREAMS} zero-window streams of a 64 MiB body grew the server by {grown} MiB"

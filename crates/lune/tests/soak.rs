@@ -5,24 +5,17 @@
 //! Regression: 1000 connections plus load took a server from 8.8 MB to
 //! 47.9 MB resident, and it stayed there after every client left.
 
+mod common;
+
+use common::Server;
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::TcpStream,
-    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 const CONNECTIONS: usize = 1000;
 const REQUESTS_PER_CONNECTION: usize = 10;
-
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("a field in kB")
-}
 
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
@@ -49,24 +42,11 @@ fn read_response(reader: &mut BufReader<&TcpStream>) {
 
 #[test]
 fn memory_returns_to_idle_after_load() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lune"))
-        .args(["run", "tests/net/hardening/_soak_server.luau"])
-        .current_dir(&root)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("lune starts");
-    let pid = child.id();
-    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-    let mut port = String::new();
-    stdout
-        .read_line(&mut port)
-        .expect("the server prints its port");
-    let port: u16 = port.trim().parse().expect("a port");
+    let server = Server::start("tests/net/hardening/_soak_server.luau", &[]);
+    let (pid, port) = (server.pid, server.port);
 
     let idle_fds = open_fds(pid);
-    let idle = status_kib(pid, "VmRSS");
+    let idle = server.status_kib("VmRSS");
 
     let streams: Vec<TcpStream> = (0..CONNECTIONS)
         .map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connects"))
@@ -79,18 +59,17 @@ fn memory_returns_to_idle_after_load() {
             read_response(&mut BufReader::new(stream));
         }
     }
-    let loaded = status_kib(pid, "VmRSS");
+    let loaded = server.status_kib("VmRSS");
     drop(streams);
 
     // Wait for the server to notice every client left, then for memory.
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut now = status_kib(pid, "VmRSS");
+    let mut now = server.status_kib("VmRSS");
     while Instant::now() < deadline && (open_fds(pid) > idle_fds || now > 2 * idle) {
         std::thread::sleep(Duration::from_millis(100));
-        now = status_kib(pid, "VmRSS");
+        now = server.status_kib("VmRSS");
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     assert!(
         now <= 2 * idle,
         "resident memory came back to within 2x idle: idle {idle} KiB, loaded {loaded} KiB, after {now} KiB"
