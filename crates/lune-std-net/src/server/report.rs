@@ -20,8 +20,9 @@ const MAX_DISTINCT: usize = 1024;
 struct Log {
     window_start: Instant,
     whole_in_window: u32,
-    /// Every distinct error seen, with its repeats in this interval.
-    seen: HashMap<String, u64>,
+    /// Every distinct error seen (by a hash of its text, so a huge message
+    /// is not kept whole): its one-line summary and repeats this interval.
+    seen: HashMap<u64, (String, u64)>,
     other: u64,
     flush_scheduled: bool,
 }
@@ -62,12 +63,11 @@ impl Log {
     /// Prints the repeats counted so far and starts a new interval.
     fn summarise(&mut self, out: &mut impl Write) {
         let secs = self.window_start.elapsed().as_secs().max(1);
-        for (text, repeats) in &mut self.seen {
+        for (summary, repeats) in self.seen.values_mut() {
             if *repeats > 0 {
                 let _ = writeln!(
                     out,
-                    "{} (repeated {repeats} more times in the last {secs} s)",
-                    one_line(text)
+                    "{summary} (repeated {repeats} more times in the last {secs} s)"
                 );
                 *repeats = 0;
             }
@@ -86,13 +86,18 @@ impl Log {
 
     /// Records `text`; true when it should be printed whole.
     fn record(&mut self, text: &str) -> bool {
-        if let Some(repeats) = self.seen.get_mut(text) {
+        let key = {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(text, &mut hasher);
+            std::hash::Hasher::finish(&hasher)
+        };
+        if let Some((_, repeats)) = self.seen.get_mut(&key) {
             *repeats += 1;
             return false;
         }
         if self.whole_in_window < WHOLE_PER_INTERVAL && self.seen.len() < MAX_DISTINCT {
             self.whole_in_window += 1;
-            self.seen.insert(text.to_string(), 0);
+            self.seen.insert(key, (one_line(text), 0));
             return true;
         }
         self.other += 1;
