@@ -26,7 +26,6 @@ use mlua_luau_scheduler::{LuaSpawnExt, Scheduler};
 
 use crate::{
     client::redirect::{self, Policy},
-    rt::HyperIo,
     server::{
         config::ServeConfig,
         response::{lua_number, status_code},
@@ -524,7 +523,11 @@ pub fn http1_request(data: &[u8]) {
                 };
                 let conn = crate::server::http1_builder(timeouts)
                     .serve_connection(
-                        HyperIo::new(crate::server::PeerIo::new(peer, send_timeout, None)),
+                        crate::server::PeerIo::new(
+                            smol_hyper::rt::FuturesIo::new(peer),
+                            send_timeout,
+                            None,
+                        ),
                         service,
                     )
                     .with_upgrades();

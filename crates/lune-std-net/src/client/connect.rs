@@ -4,14 +4,17 @@
 
 use std::{fmt, io, net::SocketAddr, path::Path, time::Duration};
 
-use async_net::TcpStream;
+use async_io::Async;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use futures_rustls::TlsConnector;
 use http::HeaderValue;
 use rustls_pki_types::ServerName;
 
 use super::tls::{Alpn, client_config};
-use crate::shared::stream::Stream;
+use crate::{
+    rt::{TcpConn, UnixConn},
+    shared::stream::Stream,
+};
 
 /// Why a connection could not be made.
 #[derive(Debug)]
@@ -100,15 +103,15 @@ pub(crate) async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Co
 }
 
 /// Opens a TCP connection to `host:port`, trying each resolved address.
-pub(crate) async fn tcp(host: &str, port: u16) -> Result<TcpStream, ConnectError> {
+pub(crate) async fn tcp(host: &str, port: u16) -> Result<TcpConn, ConnectError> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let addrs = resolve(host, port).await?;
     let mut last = None;
     for addr in &addrs {
-        match TcpStream::connect(addr).await {
+        match Async::<std::net::TcpStream>::connect(*addr).await {
             Ok(stream) => {
-                let _ = stream.set_nodelay(true);
-                return Ok(stream);
+                let _ = stream.get_ref().set_nodelay(true);
+                return Ok(TcpConn::from(stream));
             }
             Err(e) => last = Some((addr, e)),
         }
@@ -125,9 +128,9 @@ pub(crate) async fn tcp(host: &str, port: u16) -> Result<TcpStream, ConnectError
 
 /// Opens a connection to the Unix socket at `path`.
 pub(crate) async fn unix(path: &Path) -> Result<Stream, ConnectError> {
-    async_net::unix::UnixStream::connect(path)
+    Async::<std::os::unix::net::UnixStream>::connect(path)
         .await
-        .map(Stream::Unix)
+        .map(|s| Stream::Unix(UnixConn::from(s)))
         .map_err(|source| ConnectError::Connect {
             addr: path.display().to_string(),
             source,
@@ -135,7 +138,7 @@ pub(crate) async fn unix(path: &Path) -> Result<Stream, ConnectError> {
 }
 
 /// Wraps `tcp` in client TLS for `host`, verifying against the trust roots.
-pub(crate) async fn tls(tcp: TcpStream, host: &str, alpn: Alpn) -> Result<Stream, ConnectError> {
+pub(crate) async fn tls(tcp: TcpConn, host: &str, alpn: Alpn) -> Result<Stream, ConnectError> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let name = ServerName::try_from(bare.to_string()).map_err(|e| ConnectError::Tls {
         host: bare.to_string(),
@@ -172,7 +175,7 @@ pub(crate) async fn tunnel(
     host: &str,
     port: u16,
     user_agent: Option<&HeaderValue>,
-) -> Result<TcpStream, ConnectError> {
+) -> Result<TcpConn, ConnectError> {
     let mut tcp = self::tcp(&proxy.0, proxy.1).await?;
     let mut request =
         format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n").into_bytes();

@@ -115,7 +115,8 @@ impl Client {
                     });
                 }
                 // The redirect's own body is read so its connection is reused.
-                if let Ok(Ok(_)) = read_whole(exchanged.incoming, REDIRECT_BODY_LIMIT).await
+                if let Ok(Ok(_)) =
+                    read_whole(exchanged.incoming, &exchanged.tasks, REDIRECT_BODY_LIMIT).await
                     && let Some(lease) = exchanged.lease
                 {
                     lease.release();
@@ -187,9 +188,13 @@ impl Client {
                 options.decompress,
             )
             .map_err(RequestError::Url)?;
+            let tasks = checkout.tasks;
             let (result, h1) = match checkout.sender {
-                Sender::H1(mut sender) => (sender.send_request(request).await, Some(sender)),
-                Sender::H2(mut sender) => (sender.send_request(request).await, None),
+                Sender::H1(mut sender) => (
+                    tasks.drive(sender.send_request(request)).await,
+                    Some(sender),
+                ),
+                Sender::H2(mut sender) => (tasks.drive(sender.send_request(request)).await, None),
             };
             let response = match result {
                 Ok(response) => response,
@@ -208,7 +213,8 @@ impl Client {
             return Ok(Exchanged {
                 parts,
                 incoming,
-                lease: h1.map(|sender| self.pool.lease(origin, sender)),
+                lease: h1.map(|sender| self.pool.lease(origin, sender, tasks.clone())),
+                tasks,
             });
         }
     }

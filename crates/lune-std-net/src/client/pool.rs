@@ -21,7 +21,7 @@ use super::{
     tls::Alpn,
 };
 use crate::{
-    rt::{self, HyperIo, HyperTimer, SendExecutor},
+    rt::{ClientExecutor, ConnTasks, HyperTimer},
     shared::{body::OutBody, stream::Stream},
 };
 
@@ -52,9 +52,11 @@ pub(crate) enum Sender {
     H2(http2::SendRequest<Body>),
 }
 
-/// A connection taken from the pool, and whether it was reused.
+/// A connection taken from the pool, its tasks (which run while a request
+/// waits on it), and whether it was reused.
 pub(crate) struct Checkout {
     pub(crate) sender: Sender,
+    pub(crate) tasks: Rc<ConnTasks>,
     pub(crate) reused: bool,
 }
 
@@ -79,18 +81,22 @@ pub(crate) struct Lease {
     pool: Pool,
     origin: Origin,
     sender: http1::SendRequest<Body>,
+    tasks: Rc<ConnTasks>,
 }
 
 impl Lease {
     pub(crate) fn release(self) {
-        self.pool.checkin(self.origin, self.sender);
+        self.pool.checkin(self.origin, self.sender, self.tasks);
     }
 }
 
+/// An idle HTTP/1.1 connection and since when it is idle.
+type Idle = (http1::SendRequest<Body>, Rc<ConnTasks>, Instant);
+
 #[derive(Default)]
 struct State {
-    idle: HashMap<Origin, Vec<(http1::SendRequest<Body>, Instant)>>,
-    h2: HashMap<Origin, http2::SendRequest<Body>>,
+    idle: HashMap<Origin, Vec<Idle>>,
+    h2: HashMap<Origin, (http2::SendRequest<Body>, Rc<ConnTasks>)>,
     connecting: HashMap<Origin, Connecting>,
     next_id: u64,
 }
@@ -147,9 +153,10 @@ impl Pool {
         user_agent: Option<&HeaderValue>,
     ) -> Result<Checkout, ConnectError> {
         loop {
-            if let Some(sender) = self.take_idle(origin).await {
+            if let Some((sender, tasks)) = self.take_idle(origin).await {
                 return Ok(Checkout {
                     sender,
+                    tasks,
                     reused: true,
                 });
             }
@@ -206,38 +213,50 @@ impl Pool {
         })
         .await;
         drop(guard);
-        opened.map(|sender| Checkout {
+        opened.map(|(sender, tasks)| Checkout {
             sender,
+            tasks,
             reused: false,
         })
     }
 
     /// Lends an HTTP/1.1 connection out until its response has been read.
-    pub(crate) fn lease(&self, origin: Origin, sender: http1::SendRequest<Body>) -> Lease {
+    pub(crate) fn lease(
+        &self,
+        origin: Origin,
+        sender: http1::SendRequest<Body>,
+        tasks: Rc<ConnTasks>,
+    ) -> Lease {
         Lease {
             pool: self.clone(),
             origin,
             sender,
+            tasks,
         }
     }
 
     /// Gives back an HTTP/1.1 connection whose response was fully read.
-    pub(crate) fn checkin(&self, origin: Origin, sender: http1::SendRequest<Body>) {
+    pub(crate) fn checkin(
+        &self,
+        origin: Origin,
+        sender: http1::SendRequest<Body>,
+        tasks: Rc<ConnTasks>,
+    ) {
         if sender.is_closed() {
             return;
         }
         let mut state = self.state.borrow_mut();
         let idle = state.idle.entry(origin).or_default();
         if idle.len() < MAX_IDLE_PER_ORIGIN {
-            idle.push((sender, Instant::now()));
+            idle.push((sender, tasks, Instant::now()));
         }
     }
 
-    async fn take_idle(&self, origin: &Origin) -> Option<Sender> {
+    async fn take_idle(&self, origin: &Origin) -> Option<(Sender, Rc<ConnTasks>)> {
         let shared = self.state.borrow().h2.get(origin).cloned();
-        if let Some(mut sender) = shared {
-            if !sender.is_closed() && sender.ready().await.is_ok() {
-                return Some(Sender::H2(sender));
+        if let Some((mut sender, tasks)) = shared {
+            if !sender.is_closed() && tasks.drive(sender.ready()).await.is_ok() {
+                return Some((Sender::H2(sender), tasks));
             }
             self.state.borrow_mut().h2.remove(origin);
         }
@@ -247,12 +266,14 @@ impl Pool {
                 let idle = state.idle.get_mut(origin)?;
                 let now = Instant::now();
                 let timeout = self.idle_timeout;
-                idle.retain(|(s, since)| !s.is_closed() && now - *since < timeout);
+                idle.retain(|(s, _, since)| !s.is_closed() && now - *since < timeout);
                 idle.pop()
             };
-            let (mut sender, _) = candidate?;
-            if sender.ready().await.is_ok() {
-                return Some(Sender::H1(sender));
+            let (mut sender, tasks, _) = candidate?;
+            // The connection finishes its last exchange (and notices a
+            // server that closed it) as its tasks run here.
+            if tasks.drive(sender.ready()).await.is_ok() {
+                return Some((Sender::H1(sender), tasks));
             }
         }
     }
@@ -261,7 +282,7 @@ impl Pool {
         &self,
         origin: &Origin,
         user_agent: Option<&HeaderValue>,
-    ) -> Result<Sender, ConnectError> {
+    ) -> Result<(Sender, Rc<ConnTasks>), ConnectError> {
         let alpn = origin.https.then_some(Alpn::Http);
         let stream = if let Some(path) = &origin.unix {
             // The client refuses https over a Unix socket before it gets here.
@@ -277,29 +298,29 @@ impl Pool {
             }
         };
         let handshake_failed = ConnectError::Handshake;
+        let tasks = ConnTasks::new();
         if stream.is_h2() {
-            let (sender, conn) = http2::Builder::new(SendExecutor)
+            let handshake = http2::Builder::new(ClientExecutor::new(&tasks))
                 .timer(HyperTimer::new())
-                .handshake(HyperIo::new(stream))
-                .await
-                .map_err(handshake_failed)?;
-            rt::spawn(async move {
+                .handshake(stream);
+            let (sender, conn) = tasks.drive(handshake).await.map_err(handshake_failed)?;
+            tasks.spawn(async move {
                 let _ = conn.await;
             });
             self.state
                 .borrow_mut()
                 .h2
-                .insert(origin.clone(), sender.clone());
-            Ok(Sender::H2(sender))
+                .insert(origin.clone(), (sender.clone(), tasks.clone()));
+            Ok((Sender::H2(sender), tasks))
         } else {
             let (sender, conn) = http1::Builder::new()
-                .handshake(HyperIo::new(stream))
+                .handshake(stream)
                 .await
                 .map_err(handshake_failed)?;
-            rt::spawn(async move {
+            tasks.spawn(async move {
                 let _ = conn.await;
             });
-            Ok(Sender::H1(sender))
+            Ok((Sender::H1(sender), tasks))
         }
     }
 }
@@ -317,6 +338,7 @@ mod tests {
     async fn connection_id(pool: &Pool, origin: &Origin) -> String {
         let alive: super::Liveness = std::rc::Rc::new(|| true);
         let checkout = pool.checkout(origin, &alive, None).await.expect("connects");
+        let tasks = checkout.tasks;
         let Sender::H1(mut sender) = checkout.sender else {
             panic!("plain http is HTTP/1.1");
         };
@@ -324,14 +346,16 @@ mod tests {
             .header("host", "127.0.0.1")
             .body(crate::shared::body::OutBody::empty())
             .expect("a valid request");
-        let response = sender.send_request(request).await.expect("a response");
-        let body = response
-            .into_body()
-            .collect()
+        let response = tasks
+            .drive(sender.send_request(request))
+            .await
+            .expect("a response");
+        let body = tasks
+            .drive(response.into_body().collect())
             .await
             .expect("a body")
             .to_bytes();
-        pool.checkin(origin.clone(), sender);
+        pool.checkin(origin.clone(), sender, tasks);
         String::from_utf8_lossy(&body).into_owned()
     }
 

@@ -1,6 +1,8 @@
 //! Reading a response for the script: the body whole (decompressed within
 //! `options.maxBodySize`) or as a `BodyReader` (`options.stream`).
 
+use std::rc::Rc;
+
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, Version, header};
 use http_body_util::{BodyExt, Limited};
@@ -8,9 +10,12 @@ use hyper::body::Incoming;
 use url::Url;
 
 use super::{RequestError, config::RequestOptions, pool::Lease};
-use crate::shared::{
-    decode::{self, DecodeError},
-    reader::BodyReader,
+use crate::{
+    rt::ConnTasks,
+    shared::{
+        decode::{self, DecodeError},
+        reader::BodyReader,
+    },
 };
 
 /// A response as `net.request` returns it.
@@ -28,19 +33,22 @@ pub(crate) enum ResponseBody {
     Stream(BodyReader),
 }
 
-/// A response head, its body still to read, and its connection.
+/// A response head, its body still to read, and its connection (the
+/// tasks that deliver the body; the lease for HTTP/1.1).
 pub(crate) struct Exchanged {
     pub(crate) parts: http::response::Parts,
     pub(crate) incoming: Incoming,
     pub(crate) lease: Option<Lease>,
+    pub(crate) tasks: Rc<ConnTasks>,
 }
 
 /// Reads a whole body of at most `limit` bytes: `Ok(Err(limit))` past it.
 pub(crate) async fn read_whole(
     incoming: Incoming,
+    tasks: &ConnTasks,
     limit: usize,
 ) -> Result<Result<Bytes, usize>, Box<dyn std::error::Error + Send + Sync>> {
-    match Limited::new(incoming, limit).collect().await {
+    match tasks.drive(Limited::new(incoming, limit).collect()).await {
         Ok(collected) => Ok(Ok(collected.to_bytes())),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Ok(Err(limit)),
         Err(e) => Err(e),
@@ -59,6 +67,7 @@ pub(crate) async fn finish(
         parts,
         incoming,
         lease,
+        tasks,
     } = exchanged;
     let mut headers = parts.headers;
     let encoding = headers
@@ -74,11 +83,11 @@ pub(crate) async fn finish(
         headers.remove(header::CONTENT_LENGTH);
     }
     let body = if options.stream {
-        let reader = BodyReader::new(incoming, format, options.max_body_size, lease, &url)
+        let reader = BodyReader::new(incoming, tasks, format, options.max_body_size, lease, &url)
             .map_err(|source| RequestError::Decompress {
-                encoding: encoding.clone().unwrap_or_default(),
-                source,
-            })?;
+            encoding: encoding.clone().unwrap_or_default(),
+            source,
+        })?;
         ResponseBody::Stream(reader)
     } else {
         // Without decompression the received bytes are the body and the limit
@@ -88,7 +97,7 @@ pub(crate) async fn finish(
             limit,
             url: url.to_string(),
         };
-        let received = read_whole(incoming, limit)
+        let received = read_whole(incoming, &tasks, limit)
             .await
             .map_err(|source| RequestError::Body {
                 url: url.to_string(),

@@ -43,12 +43,13 @@ impl FromLua for TcpConfig {
 /// Connects to `host:port` as `config` says.
 pub(crate) async fn connect(host: &str, port: u16, config: TcpConfig) -> LuaResult<TcpStream> {
     let tcp = connect::tcp(host, port).await.map_err(LuaError::external)?;
-    let (local, remote) = tcp
+    let socket = tcp.get_ref();
+    let (local, remote) = socket
         .local_addr()
-        .and_then(|local| Ok((local, tcp.peer_addr()?)))
+        .and_then(|local| Ok((local, socket.peer_addr()?)))
         .map_err(|e| LuaError::runtime(format!("Connection to {host}:{port} failed: {e}")))?;
     if let Some(ttl) = config.ttl {
-        tcp.set_ttl(ttl)?;
+        socket.set_ttl(ttl)?;
     }
     let stream = if config.tls {
         connect::tls(tcp, host, Alpn::None)

@@ -21,7 +21,7 @@ use super::{
     tls::Alpn,
 };
 use crate::{
-    rt::{self, FuturesIo, HyperIo},
+    rt::{ConnTasks, FuturesIo},
     shared::{
         headers,
         options::{self, Options},
@@ -121,11 +121,13 @@ pub(crate) async fn connect(config: SocketConfig) -> Result<UpgradedSocket, Sock
     }
     .map_err(SocketError::Connect)?;
     let (mut sender, conn) = http1::Builder::new()
-        .handshake::<_, Empty<Bytes>>(HyperIo::new(stream))
+        .handshake::<_, Empty<Bytes>>(stream)
         .await
         .map_err(http_error)?;
-    // Runs until the upgrade, then hands the connection over.
-    rt::spawn(async move {
+    // Runs (while the handshake below waits on it) until the upgrade, then
+    // hands the connection over.
+    let tasks = ConnTasks::new();
+    tasks.spawn(async move {
         let _ = conn.with_upgrades().await;
     });
 
@@ -161,7 +163,10 @@ pub(crate) async fn connect(config: SocketConfig) -> Result<UpgradedSocket, Sock
         map.insert(header::SEC_WEBSOCKET_PROTOCOL, offered);
     }
 
-    let response = sender.send_request(request).await.map_err(http_error)?;
+    let response = tasks
+        .drive(sender.send_request(request))
+        .await
+        .map_err(http_error)?;
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         return Err(SocketError::NotUpgraded {
             url: config.url,
@@ -189,7 +194,10 @@ pub(crate) async fn connect(config: SocketConfig) -> Result<UpgradedSocket, Sock
             protocol: chosen.clone(),
         });
     }
-    let upgraded = hyper::upgrade::on(response).await.map_err(http_error)?;
+    let upgraded = tasks
+        .drive(hyper::upgrade::on(response))
+        .await
+        .map_err(http_error)?;
     let stream = WebSocketStream::from_raw_socket(
         FuturesIo(upgraded),
         Role::Client,

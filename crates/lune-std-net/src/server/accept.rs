@@ -21,10 +21,7 @@ use std::{
     time::Duration,
 };
 
-use async_net::{
-    TcpListener,
-    unix::{UnixListener, UnixStream},
-};
+use async_io::Async;
 use event_listener::Event;
 use futures_lite::future;
 use futures_rustls::TlsAcceptor;
@@ -32,7 +29,14 @@ use mlua::prelude::*;
 use mlua_luau_scheduler::LuaSpawnExt;
 
 use super::report;
-use crate::shared::{signal::Signal, stream::Stream, tcp::Endpoints};
+use crate::{
+    rt::{TcpConn, UnixConn},
+    shared::{signal::Signal, stream::Stream, tcp::Endpoints},
+};
+
+type TcpListener = Async<std::net::TcpListener>;
+type UnixListener = Async<std::os::unix::net::UnixListener>;
+type UnixStream = Async<std::os::unix::net::UnixStream>;
 
 /// How long a client may take to complete the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -119,7 +123,7 @@ pub(crate) async fn bind(bind: &Bind) -> LuaResult<(Listener, Local)> {
         Bind::Tcp { addr, reuse_port } => {
             let fail = |e: io::Error| LuaError::runtime(format!("Failed to bind to {addr} - {e}"));
             let listener = bind_tcp(*addr, *reuse_port).map_err(fail)?;
-            let bound = listener.local_addr().map_err(fail)?;
+            let bound = listener.get_ref().local_addr().map_err(fail)?;
             Ok((Listener::Tcp(listener), Local::Ip(bound)))
         }
         Bind::Unix(path) => {
@@ -152,7 +156,7 @@ fn bind_tcp(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
-    TcpListener::try_from(std::net::TcpListener::from(socket))
+    Async::new(std::net::TcpListener::from(socket))
 }
 
 /// Binds a Unix socket at `path`. A socket file left behind by a server
@@ -234,7 +238,7 @@ fn is_connection_error(e: &io::Error) -> bool {
 
 /// A connection as the listening socket hands it over.
 enum Raw {
-    Tcp(async_net::TcpStream, SocketAddr),
+    Tcp(Async<std::net::TcpStream>, SocketAddr),
     Unix(UnixStream),
 }
 
@@ -248,7 +252,7 @@ impl Listener {
 
     fn local(&self) -> Option<Local> {
         match self {
-            Self::Tcp(listener) => listener.local_addr().ok().map(Local::Ip),
+            Self::Tcp(listener) => listener.get_ref().local_addr().ok().map(Local::Ip),
             Self::Unix { file, .. } => Some(Local::Unix(file.path.clone())),
         }
     }
@@ -316,7 +320,7 @@ pub(crate) async fn run<H, F>(
                     _ => PathBuf::new(),
                 };
                 on_accept(Accepted {
-                    stream: Stream::Unix(stream),
+                    stream: Stream::Unix(UnixConn::from(stream)),
                     ends: Endpoints::Unix { path },
                     permit,
                 })
@@ -325,15 +329,16 @@ pub(crate) async fn run<H, F>(
             }
             Raw::Tcp(tcp, peer) => (tcp, peer),
         };
-        let _ = tcp.set_nodelay(true);
+        let _ = tcp.get_ref().set_nodelay(true);
         let bound = match &local {
             Some(Local::Ip(addr)) => Some(*addr),
             _ => None,
         };
         let ends = Endpoints::Ip {
-            local: tcp.local_addr().ok().or(bound).unwrap_or(peer),
+            local: tcp.get_ref().local_addr().ok().or(bound).unwrap_or(peer),
             remote: peer,
         };
+        let tcp = TcpConn::from(tcp);
         match &tls {
             None => {
                 on_accept(Accepted {

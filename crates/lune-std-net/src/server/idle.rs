@@ -17,8 +17,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures_lite::{AsyncRead, AsyncWrite};
-
 /// What happened last on one connection.
 pub(crate) struct Activity {
     busy: AtomicUsize,
@@ -139,19 +137,19 @@ impl<S> PeerIo<S> {
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for PeerIo<S> {
+impl<S: hyper::rt::Read + Unpin> hyper::rt::Read for PeerIo<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
         this.note(poll)
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for PeerIo<S> {
+impl<S: hyper::rt::Write + Unpin> hyper::rt::Write for PeerIo<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -172,15 +170,19 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for PeerIo<S> {
         this.watch(cx, poll, true)
     }
 
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.inner).poll_flush(cx);
         this.watch(cx, poll, false)
     }
 
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let poll = Pin::new(&mut this.inner).poll_close(cx);
+        let poll = Pin::new(&mut this.inner).poll_shutdown(cx);
         this.watch(cx, poll, false)
     }
 }

@@ -34,7 +34,7 @@ use self::{
     service::Service,
 };
 use crate::{
-    rt::{HyperIo, HyperTimer, LocalExecutor},
+    rt::{HyperTimer, LocalExecutor},
     shared::{signal::Signal, stream::Stream},
 };
 
@@ -234,7 +234,7 @@ async fn serve_connection(
 ) {
     let h2 = stream.is_h2();
     let idle = activity.clone().zip(timeouts.idle);
-    let io = HyperIo::new(PeerIo::new(stream, timeouts.send, activity));
+    let io = PeerIo::new(stream, timeouts.send, activity);
     if h2 {
         let conn = http2::Builder::new(exec)
             .timer(HyperTimer::new())

@@ -122,10 +122,13 @@ pub(crate) fn error(text: &str) {
         // further error comes to trigger it.
         log.flush_scheduled = true;
         let wait = INTERVAL.saturating_sub(log.window_start.elapsed());
-        crate::rt::spawn(async move {
-            async_io::Timer::after(wait).await;
+        // A thread of the blocking pool waits, so that no task of the
+        // scheduler's keeps a script alive for it.
+        blocking::unblock(move || {
+            std::thread::sleep(wait);
             flush();
-        });
+        })
+        .detach();
     }
 }
 

@@ -14,13 +14,15 @@ use lune_std_serde::compression::{CompressionFormat, Inflater};
 use mlua::prelude::*;
 
 use super::{options, signal::Signal};
-use crate::client::Lease;
+use crate::{client::Lease, rt::ConnTasks};
 
 /// `read()` without a size returns at most this much.
 const DEFAULT_READ_SIZE: usize = 64 * 1024;
 
 struct State {
     incoming: Option<Incoming>,
+    /// The tasks of the connection that delivers it.
+    tasks: Option<Rc<ConnTasks>>,
     inflater: Option<Inflater>,
     /// Decoded bytes not yet handed out.
     pending: Bytes,
@@ -44,6 +46,7 @@ pub(crate) struct BodyReader {
 impl BodyReader {
     pub(crate) fn new(
         incoming: Incoming,
+        tasks: Rc<ConnTasks>,
         format: Option<CompressionFormat>,
         limit: Option<usize>,
         lease: Option<Lease>,
@@ -56,6 +59,7 @@ impl BodyReader {
             inner: Rc::new(Inner {
                 state: Mutex::new(State {
                     incoming: Some(incoming),
+                    tasks: Some(tasks),
                     inflater,
                     pending: Bytes::new(),
                     received: 0,
@@ -114,10 +118,15 @@ impl BodyReader {
             if self.inner.closed.is_set() {
                 return Ok(None);
             }
+            let Some(tasks) = state.tasks.clone() else {
+                return Ok(None);
+            };
             let Some(incoming) = state.incoming.as_mut() else {
                 return Ok(None);
             };
-            let frame = future::or(async { Some(incoming.frame().await) }, async {
+            // The connection's tasks run while the frame is awaited.
+            let next = tasks.drive(incoming.frame());
+            let frame = future::or(async { Some(next.await) }, async {
                 self.inner.closed.wait().await;
                 None
             })
@@ -126,6 +135,7 @@ impl BodyReader {
                 None => return Ok(None),
                 Some(None) => {
                     state.incoming = None;
+                    state.tasks = None;
                     let ended = self.take_in(&mut state, None);
                     if ended.is_ok()
                         && let Some(lease) = state.lease.take()
@@ -146,6 +156,7 @@ impl BodyReader {
             if let Err(e) = result {
                 // The connection is left half-read: it is not reused.
                 state.incoming = None;
+                state.tasks = None;
                 state.lease = None;
                 return Err(e);
             }
@@ -157,6 +168,7 @@ impl BodyReader {
         self.inner.closed.fire();
         let mut state = self.inner.state.lock().await;
         state.incoming = None;
+        state.tasks = None;
         state.lease = None;
         state.pending = Bytes::new();
     }

@@ -47,7 +47,7 @@ struct Inner {
     closed: Signal,
     ends: Endpoints,
     /// The TCP socket, for socket options; released on close.
-    socket: RefCell<Option<async_net::TcpStream>>,
+    socket: RefCell<Option<std::net::TcpStream>>,
     /// Kept while the stream is open (a listener's connection slot).
     held: RefCell<Option<Box<dyn Any>>>,
 }
@@ -68,7 +68,9 @@ impl TcpStream {
 
     /// A stream whose ends are `ends`.
     pub(crate) fn with_ends(stream: Stream, ends: Endpoints) -> Self {
-        let socket = stream.tcp().cloned();
+        // A second handle on the socket (for its options), not a second
+        // connection.
+        let socket = stream.tcp().and_then(|s| s.try_clone().ok());
         let (reader, writer) = futures_lite::io::split(stream);
         Self {
             inner: Rc::new(Inner {
@@ -90,17 +92,14 @@ impl TcpStream {
 
     /// The TCP socket for setting `option`; an error once closed or for a
     /// Unix socket.
-    fn socket(&self, option: &str) -> LuaResult<async_net::TcpStream> {
+    fn socket(&self, option: &str) -> LuaResult<std::cell::Ref<'_, std::net::TcpStream>> {
         if let Endpoints::Unix { .. } = self.inner.ends {
             return Err(LuaError::runtime(format!(
                 "{option} applies to TCP streams - this stream is a Unix socket"
             )));
         }
-        self.inner
-            .socket
-            .borrow()
-            .clone()
-            .ok_or_else(|| LuaError::runtime(format!("TCP stream is closed - cannot use {option}")))
+        std::cell::Ref::filter_map(self.inner.socket.borrow(), Option::as_ref)
+            .map_err(|_| LuaError::runtime(format!("TCP stream is closed - cannot use {option}")))
     }
 
     fn set_no_delay(&self, on: LuaValue) -> LuaResult<()> {
@@ -131,7 +130,7 @@ impl TcpStream {
             ),
         };
         let socket = self.socket("setKeepAlive")?;
-        let sock = socket2::SockRef::from(&socket);
+        let sock = socket2::SockRef::from(&*socket);
         let set = match idle {
             None => sock.set_keepalive(false),
             Some(idle) => {

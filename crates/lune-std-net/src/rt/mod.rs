@@ -1,60 +1,23 @@
-//! All glue between hyper and the smol stack lives here: I/O adapters and the
-//! timer come from `smol-hyper`; the executors decide where futures run.
+//! All glue between hyper and the smol stack lives here: the sockets
+//! ([`conn`]), hyper's timer ([`timer`]), I/O adapters, and the executors
+//! that decide where futures run.
 //!
-//! Futures that never touch Lua (hyper client connections, HTTP/2 streams,
-//! TCP accept loops, TLS handshakes) run on a background I/O thread. Running
-//! them on the scheduler's own executor starves them whenever Luau threads
-//! keep each other busy (a `task.wait()` loop polls forever without yielding
-//! to that executor), so they get a thread of their own.
+//! Everything runs on the Luau thread, with no hop to another thread per
+//! request: server connections are tasks of the scheduler, and each client
+//! connection's tasks run while a script waits on it ([`ConnTasks`]).
 
-use std::{future::Future, sync::OnceLock};
+use std::future::Future;
 
-use async_executor::Executor;
 use mlua::prelude::*;
 use mlua_luau_scheduler::LuaSpawnExt;
 
-pub(crate) use smol_hyper::rt::{FuturesIo as HyperIo, SmolTimer as HyperTimer};
+mod conn;
+mod tasks;
+mod timer;
 
-/// How many background I/O threads run `Send` futures.
-const IO_THREADS: usize = 1;
-
-fn io_executor() -> &'static Executor<'static> {
-    static EXECUTOR: OnceLock<&'static Executor<'static>> = OnceLock::new();
-    EXECUTOR.get_or_init(|| {
-        let exec: &'static Executor<'static> = Box::leak(Box::new(Executor::new()));
-        for i in 0..IO_THREADS {
-            let spawned = std::thread::Builder::new()
-                .name(format!("lune-net-io-{i}"))
-                .spawn(move || async_io::block_on(exec.run(futures_lite::future::pending::<()>())));
-            if let Err(e) = spawned {
-                eprintln!("net: failed to start an I/O thread: {e}");
-            }
-        }
-        exec
-    })
-}
-
-/// Runs `fut` to completion on the background I/O thread.
-pub(crate) fn spawn<F>(fut: F)
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    io_executor().spawn(fut).detach();
-}
-
-/// hyper's executor for `Send` futures: the background I/O thread.
-#[derive(Clone, Copy, Default)]
-pub(crate) struct SendExecutor;
-
-impl<F> hyper::rt::Executor<F> for SendExecutor
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    fn execute(&self, fut: F) {
-        io_executor().spawn(fut).detach();
-    }
-}
+pub(crate) use conn::{TcpConn, UnixConn};
+pub(crate) use tasks::{ClientExecutor, ConnTasks};
+pub(crate) use timer::HyperTimer;
 
 /// Spawns futures that touch Lua (server connections and their HTTP/2
 /// streams) on the scheduler's thread-local queue.
@@ -93,7 +56,7 @@ pub(crate) fn release_memory(lua: &Lua) {
     }
 }
 
-/// The reverse of [`HyperIo`]: futures-io traits over a hyper I/O object,
+/// futures-io traits over a hyper I/O object,
 /// for upgraded connections handed to WebSocket code.
 pub(crate) struct FuturesIo<T>(pub(crate) T);
 
