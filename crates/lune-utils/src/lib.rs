@@ -1,11 +1,13 @@
 //! Helpers shared by the Lune runtime's libraries: building module tables,
 //! formatting Luau values for `print` and `stdio.format`, and the script's
-//! arguments as the runtime hands them to `@lune/process`.
+//! arguments as the runtime hands them to `@lune/process`; the runtime's
+//! own reactor for network sockets and the `block_on` that drives it.
 
 use mlua::prelude::*;
 
 pub mod fmt;
 pub mod jsonc;
+pub mod reactor;
 mod wake_on_drop;
 
 pub use wake_on_drop::{WakeOnDrop, wake_on_drop};

@@ -57,7 +57,7 @@ fn run_inner(path: &Path, source: Vec<u8>, args: Vec<String>) -> LuaResult<u8> {
     let name = format!("@{}", path.display());
     let main = lua.load(source).set_name(name).into_function()?;
     scheduler.push_thread_front(main, ())?;
-    async_io::block_on(scheduler.run());
+    lune_utils::reactor::block_on(scheduler.run());
 
     Ok(match scheduler.get_exit_code() {
         Some(code) => code,

@@ -108,10 +108,13 @@ pub(crate) async fn tcp(host: &str, port: u16) -> Result<TcpConn, ConnectError> 
     let addrs = resolve(host, port).await?;
     let mut last = None;
     for addr in &addrs {
-        match Async::<std::net::TcpStream>::connect(*addr).await {
+        match Async::<std::net::TcpStream>::connect(*addr)
+            .await
+            .and_then(|stream| TcpConn::new(stream.into_inner()?))
+        {
             Ok(stream) => {
                 let _ = stream.get_ref().set_nodelay(true);
-                return Ok(TcpConn::from(stream));
+                return Ok(stream);
             }
             Err(e) => last = Some((addr, e)),
         }
@@ -130,7 +133,8 @@ pub(crate) async fn tcp(host: &str, port: u16) -> Result<TcpConn, ConnectError> 
 pub(crate) async fn unix(path: &Path) -> Result<Stream, ConnectError> {
     Async::<std::os::unix::net::UnixStream>::connect(path)
         .await
-        .map(|s| Stream::Unix(UnixConn::from(s)))
+        .and_then(|stream| UnixConn::new(stream.into_inner()?))
+        .map(Stream::Unix)
         .map_err(|source| ConnectError::Connect {
             addr: path.display().to_string(),
             source,

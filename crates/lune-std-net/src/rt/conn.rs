@@ -1,16 +1,17 @@
-//! [`Conn`]: a plain socket (TCP or Unix) on async-io's reactor that
-//! remembers what the kernel last told it, so that the I/O path makes only
-//! the system calls the work needs.
+//! [`Conn`]: a plain socket (TCP or Unix) that makes only the system calls
+//! the work needs.
 //!
-//! - A read that returned less than it asked for emptied the receive queue:
-//!   the next read waits for readiness first instead of making a `recv`
-//!   that is known to fail with `EAGAIN` (one syscall per request saved on
-//!   a keep-alive connection). A write that was cut short likewise waits.
-//! - Reads go straight into hyper's uninitialised buffer (no zeroing).
-//! - Writes of several buffers are one `writev`.
-//!
-//! Readiness is async-io's own (`Async::poll_readable`): waiting registers
-//! interest, and a readiness event that arrives in between is never lost.
+//! - On the thread `lune_utils::reactor::block_on` drives (the `lune`
+//!   binary's Luau thread), the socket is registered once, edge-triggered,
+//!   with the runtime's own reactor: no `epoll_ctl` per wait.
+//! - Elsewhere (our crate inside Lune, under async-io's `block_on`) it is on
+//!   async-io's reactor, and remembers when the kernel had no more data for
+//!   it: a read that returned less than it asked for emptied the receive
+//!   queue, so the next read waits for readiness first instead of making a
+//!   `recv` that is known to fail with `EAGAIN`.
+//! - Either way, a read or write that was cut short means "not ready" until
+//!   the next readiness event; reads go straight into hyper's uninitialised
+//!   buffer (no zeroing); writes of several buffers are one `writev`.
 
 use std::{
     io::{self, IoSlice, Read, Write},
@@ -22,35 +23,54 @@ use std::{
 
 use async_io::Async;
 use futures_lite::{AsyncRead, AsyncWrite};
+use lune_utils::reactor::Registration;
 
 /// A TCP connection.
 pub(crate) type TcpConn = Conn<std::net::TcpStream>;
 /// A Unix domain socket connection.
 pub(crate) type UnixConn = Conn<std::os::unix::net::UnixStream>;
 
-/// A non-blocking socket registered with the reactor; see the module docs.
-pub(crate) struct Conn<T: AsFd> {
-    io: Async<T>,
-    /// The receive queue was empty after the last read.
-    read_drained: bool,
-    /// The send buffer was full after the last write.
-    write_full: bool,
-}
-
-impl<T: AsFd> From<Async<T>> for Conn<T> {
-    fn from(io: Async<T>) -> Self {
-        Self {
-            io,
-            read_drained: false,
-            write_full: false,
-        }
-    }
+/// A non-blocking socket and the reactor that watches it; see the module
+/// docs.
+pub(crate) enum Conn<T: AsFd> {
+    /// The runtime's reactor (the registration is dropped, and so leaves
+    /// the epoll set, before the socket closes).
+    Own(Registration, T),
+    /// async-io's reactor.
+    AsyncIo {
+        io: Async<T>,
+        /// The receive queue was empty after the last read.
+        read_drained: bool,
+        /// The send buffer was full after the last write.
+        write_full: bool,
+    },
 }
 
 impl<T: AsFd> Conn<T> {
+    /// Makes `io` non-blocking and registers it with the runtime's reactor
+    /// where this thread has one, else with async-io's.
+    pub(crate) fn new(io: T) -> io::Result<Self> {
+        let on: libc::c_int = 1;
+        // SAFETY: FIONBIO reads one int; the fd is open (owned by `io`).
+        if unsafe { libc::ioctl(io.as_fd().as_raw_fd(), libc::FIONBIO, &raw const on) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if let Some(registration) = Registration::new(io.as_fd()) {
+            return Ok(Self::Own(registration?, io));
+        }
+        Ok(Self::AsyncIo {
+            io: Async::new(io)?,
+            read_drained: false,
+            write_full: false,
+        })
+    }
+
     /// The socket, for addresses and socket options.
     pub(crate) fn get_ref(&self) -> &T {
-        self.io.get_ref()
+        match self {
+            Self::Own(_, io) => io,
+            Self::AsyncIo { io, .. } => io.get_ref(),
+        }
     }
 
     /// Runs `op` once the socket is (or may be) ready in direction `write`.
@@ -62,40 +82,49 @@ impl<T: AsFd> Conn<T> {
         write: bool,
         mut op: impl FnMut(&T) -> io::Result<(R, bool)>,
     ) -> Poll<io::Result<R>> {
-        loop {
-            let drained = if write {
-                self.write_full
-            } else {
-                self.read_drained
-            };
-            if drained {
-                if write {
-                    ready!(self.io.poll_writable(cx))?;
-                    self.write_full = false;
-                } else {
-                    ready!(self.io.poll_readable(cx))?;
-                    self.read_drained = false;
-                }
-            }
-            let (result, now_drained) = match op(self.io.get_ref()) {
-                Ok((value, short)) => (Ok(value), short),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if write {
-                        self.write_full = true;
-                    } else {
-                        self.read_drained = true;
+        match self {
+            Self::Own(registration, io) => loop {
+                let tick = ready!(registration.poll_ready(cx, write));
+                match op(io) {
+                    Ok((value, short)) => {
+                        if short {
+                            registration.clear_ready(write, tick);
+                        }
+                        return Poll::Ready(Ok(value));
                     }
-                    continue;
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        registration.clear_ready(write, tick);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Poll::Ready(Err(e)),
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => (Err(e), false),
-            };
-            if write {
-                self.write_full = now_drained;
-            } else {
-                self.read_drained = now_drained;
+            },
+            Self::AsyncIo {
+                io,
+                read_drained,
+                write_full,
+            } => {
+                let drained = if write { write_full } else { read_drained };
+                loop {
+                    if *drained {
+                        if write {
+                            ready!(io.poll_writable(cx))?;
+                        } else {
+                            ready!(io.poll_readable(cx))?;
+                        }
+                        *drained = false;
+                    }
+                    match op(io.get_ref()) {
+                        Ok((value, short)) => {
+                            *drained = short;
+                            return Poll::Ready(Ok(value));
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => *drained = true,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Poll::Ready(Err(e)),
+                    }
+                }
             }
-            return Poll::Ready(result);
         }
     }
 
@@ -178,7 +207,7 @@ where
 
     fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         // Shuts the write side down: the peer sees the end of the stream.
-        let fd = self.io.get_ref().as_fd().as_raw_fd();
+        let fd = self.get_ref().as_fd().as_raw_fd();
         // SAFETY: `fd` is this socket's, open for as long as `self` lives.
         let done = unsafe { libc::shutdown(fd, libc::SHUT_WR) };
         Poll::Ready(if done == 0 {

@@ -36,7 +36,6 @@ use crate::{
 
 type TcpListener = Async<std::net::TcpListener>;
 type UnixListener = Async<std::os::unix::net::UnixListener>;
-type UnixStream = Async<std::os::unix::net::UnixStream>;
 
 /// How long a client may take to complete the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -173,7 +172,7 @@ async fn bind_unix(path: &Path) -> io::Result<UnixListener> {
                     "a file that is not a socket is in the way",
                 ));
             }
-            match UnixStream::connect(path).await {
+            match Async::<std::os::unix::net::UnixStream>::connect(path).await {
                 Ok(_) => Err(io::Error::new(
                     io::ErrorKind::AddrInUse,
                     "another server is listening on it",
@@ -238,15 +237,22 @@ fn is_connection_error(e: &io::Error) -> bool {
 
 /// A connection as the listening socket hands it over.
 enum Raw {
-    Tcp(Async<std::net::TcpStream>, SocketAddr),
-    Unix(UnixStream),
+    Tcp(std::net::TcpStream, SocketAddr),
+    Unix(std::os::unix::net::UnixStream),
 }
 
 impl Listener {
     async fn accept(&self) -> io::Result<Raw> {
         match self {
-            Self::Tcp(listener) => listener.accept().await.map(|(s, a)| Raw::Tcp(s, a)),
-            Self::Unix { listener, .. } => listener.accept().await.map(|(s, _)| Raw::Unix(s)),
+            // The plain socket: `Conn::new` registers it where it is used.
+            Self::Tcp(listener) => listener
+                .read_with(std::net::TcpListener::accept)
+                .await
+                .map(|(s, a)| Raw::Tcp(s, a)),
+            Self::Unix { listener, .. } => listener
+                .read_with(std::os::unix::net::UnixListener::accept)
+                .await
+                .map(|(s, _)| Raw::Unix(s)),
         }
     }
 
@@ -313,14 +319,28 @@ pub(crate) async fn run<H, F>(
                 continue;
             }
         };
+        // Registering the socket for I/O can fail (out of memory for the
+        // epoll set): that connection is dropped and the error reported.
+        let register_failed = |e: io::Error| {
+            report::error(&format!(
+                "{what}: failed to register an accepted connection: {e}"
+            ));
+        };
         let (tcp, peer) = match raw {
             Raw::Unix(stream) => {
                 let path = match &local {
                     Some(Local::Unix(path)) => path.clone(),
                     _ => PathBuf::new(),
                 };
+                let stream = match UnixConn::new(stream) {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        register_failed(e);
+                        continue;
+                    }
+                };
                 on_accept(Accepted {
-                    stream: Stream::Unix(UnixConn::from(stream)),
+                    stream: Stream::Unix(stream),
                     ends: Endpoints::Unix { path },
                     permit,
                 })
@@ -329,16 +349,22 @@ pub(crate) async fn run<H, F>(
             }
             Raw::Tcp(tcp, peer) => (tcp, peer),
         };
-        let _ = tcp.get_ref().set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
         let bound = match &local {
             Some(Local::Ip(addr)) => Some(*addr),
             _ => None,
         };
         let ends = Endpoints::Ip {
-            local: tcp.get_ref().local_addr().ok().or(bound).unwrap_or(peer),
+            local: tcp.local_addr().ok().or(bound).unwrap_or(peer),
             remote: peer,
         };
-        let tcp = TcpConn::from(tcp);
+        let tcp = match TcpConn::new(tcp) {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                register_failed(e);
+                continue;
+            }
+        };
         match &tls {
             None => {
                 on_accept(Accepted {
