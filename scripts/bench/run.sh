@@ -64,9 +64,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# rec <key> <value>: one sample. med <key>: the median of the samples, "-"
+# rec <key> <value>: one sample (the first word of value). med <key>: the median of the samples, "-"
 # when nothing was measured, nan when every run failed.
-rec() { echo "$2" >>"$WORK/s.$1"; }
+rec() { echo "${2%% *}" >>"$WORK/s.$1"; }
 med() {
 	[ -e "$WORK/s.$1" ] || { echo -; return; }
 	{ grep -E '^-?[0-9.]+(e[-+]?[0-9]+)?$' "$WORK/s.$1" || true; } | sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else print a[int((NR + 1) / 2)] }'
@@ -139,11 +139,11 @@ wait_server() {
 	stop_server
 }
 # client <cpu> <cmd...>: runs a client (at most 300 s) and prints the first
-# field of its output.
+# line of its output.
 client() {
 	local cpu=$1
 	shift
-	timeout 300 taskset -c "$cpu" "$@" | awk 'NR == 1 { print $1 }'
+	timeout 300 taskset -c "$cpu" "$@" | head -1
 }
 rss_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 
@@ -211,9 +211,13 @@ if want client; then
 				echo "client: $impl, $workers workers, rep $rep" >&2
 				start_server "$LOAD_CPU" "$REF" --rt tokio http 0
 				cmd "$impl" http-client "http://127.0.0.1:$PORT" "$CLIENT_REQUESTS" "$workers"
-				rec "client$workers.$impl" "$(client "$SERVER_CPU" "${CMD[@]}")"
-				if [ "$impl" = tokio ]; then rec "conns$workers.tokio" "$workers"; fi
-				if [ "$impl" = ours ]; then rec "conns$workers.ours" "$(timeout 10 curl -s "http://127.0.0.1:$PORT/__connections")"; fi
+				line=$(client "$SERVER_CPU" "${CMD[@]}" || true)
+				rec "client$workers.$impl" "$line"
+				# request.luau prints the connections the server accepted too.
+				case $impl in
+				ours | luneref) rec "conns$workers.$impl" "$(awk '{ print $2 }' <<<"$line")" ;;
+				tokio) rec "conns$workers.tokio" "$workers" ;;
+				esac
 				stop_server
 			done
 		done

@@ -4,12 +4,12 @@
 //! stack lune itself is built on). Every mode has one implementation, generic
 //! over the runtime.
 //!
-//! - `bench-ref [--rt R] http <port> [--exit-after N]`: hyper HTTP/1.1 hello
+//! - `bench-ref [--rt R] http [port] [--exit-after N]`: hyper HTTP/1.1 hello
 //!   world (keep-alive); `/__connections` answers how many connections it has
 //!   accepted; with `--exit-after`, exits once it has answered N requests and
 //!   a client has left (so a profiler sees a clean exit)
-//! - `bench-ref [--rt R] ws <port>`: async-tungstenite echo server
-//! - `bench-ref [--rt R] tcp-sink <port>`: reads and discards everything
+//! - `bench-ref [--rt R] ws [port]`: async-tungstenite echo server
+//! - `bench-ref [--rt R] tcp-sink [port]`: reads and discards everything
 //! - `bench-ref [--rt R] http-client <url> <requests> <workers>`: exactly that
 //!   many keep-alive GETs over `workers` connections, prints req/s
 //! - `bench-ref [--rt R] ws-client <url> <messages>`: 32-byte echo round trips,
@@ -17,7 +17,8 @@
 //! - `bench-ref [--rt R] tcp-write <host:port> <mib>`: writes MiB to a sink,
 //!   prints MiB/s
 //!
-//! Servers bind 127.0.0.1 and print `ready <port>` once bound.
+//! Servers bind 127.0.0.1 (port 0, any free port, by default) and print
+//! `ready <port>` once bound.
 
 use std::{
     convert::Infallible,
@@ -187,7 +188,12 @@ fn run<R: Runtime>(args: &[String]) -> Result<(), String> {
     let positional = lune_bench::positional(args);
     let arg = |i: usize| positional.get(i).copied().unwrap_or_default();
     let number = |i: usize, default: usize| arg(i).parse().unwrap_or(default);
-    let port = || arg(1).parse::<u16>().map_err(|e| format!("port: {e}"));
+    let port = || match arg(1) {
+        "" => Ok(0),
+        port => port
+            .parse::<u16>()
+            .map_err(|e| format!("port '{port}': {e}")),
+    };
     let exit_after: u64 = lune_bench::arg(args, "--exit-after", 0);
     R::block_on(async {
         match arg(0) {
