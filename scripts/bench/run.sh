@@ -272,8 +272,8 @@ calls_total() { awk '$NF == "total" { print $4 }' "$1" 2>/dev/null || true; }
 calls_breakdown() {
 	awk -v n="$3" '
 		$1 ~ /^[0-9.]+$/ && $NF != "total" { c[$NF] += (FILENAME == ARGV[1] ? -$4 : $4) }
-		END { for (s in c) if (c[s] / n >= 0.05) printf "%.2f %s\n", c[s] / n, s }' "$1" "$2" |
-		sort -rg | head -8 | awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $2, $1 }'
+		END { for (s in c) if (c[s] / n >= 0.05) printf "%.2f %s\n", c[s] / n, s }' "$1" "$2" 2>/dev/null |
+		sort -rg | awk 'NR <= 8 { printf "%s%s %s", (NR > 1 ? ", " : ""), $2, $1 }' || true
 }
 # per_request <total N1> <total N2> <N2 - N1> <printf format>
 per_request() { awk -v a="$1" -v b="$2" -v n="$3" -v f="$4" 'BEGIN { if (a == "" || b == "") print "nan"; else printf f, (b - a) / n }'; }
@@ -301,8 +301,13 @@ if want syscalls; then
 	done
 	row "syscalls per request, serving (64 connections)" sys_serve "ours ≤ 3"
 	row "syscalls per request, client (sequential)" sys_client "ours ≤ 5"
-	BREAKDOWN_SERVE=$(calls_breakdown "$WORK/strace.serve.ours.$SYSCALL_N1" "$WORK/strace.serve.ours.$SYSCALL_N2" $((SYSCALL_N2 - SYSCALL_N1)))
-	BREAKDOWN_CLIENT=$(calls_breakdown "$WORK/strace.client.ours.$SYSCALL_N1" "$WORK/strace.client.ours.$SYSCALL_N2" $((SYSCALL_N2 - SYSCALL_N1)))
+	BREAKDOWN=""
+	for impl in ours tokio; do
+		for side in serve client; do
+			BREAKDOWN="$BREAKDOWN
+$impl, syscalls per request $([ $side = serve ] && echo serving || echo "as client"): $(calls_breakdown "$WORK/strace.$side.$impl.$SYSCALL_N1" "$WORK/strace.$side.$impl.$SYSCALL_N2" $((SYSCALL_N2 - SYSCALL_N1)))"
+		done
+	done
 fi
 
 # 6. Instructions per request (callgrind's total Ir), the difference of N1 and
@@ -391,9 +396,7 @@ fi
 	echo "$header | ours/tokio | target |"
 	echo "$rule|---|---|"
 	printf '%s\n' "${ROWS[@]}"
-	if [ -n "${BREAKDOWN_SERVE:-}" ]; then
-		echo
-		echo "ours, syscalls per request serving: $BREAKDOWN_SERVE"
-		echo "ours, syscalls per request as client: $BREAKDOWN_CLIENT"
+	if [ -n "${BREAKDOWN:-}" ]; then
+		echo "$BREAKDOWN"
 	fi
 } | tee "${BENCH_OUT:-/dev/null}"
