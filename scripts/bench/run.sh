@@ -16,6 +16,8 @@
 #
 # SCENARIOS: serve,client,ws,tcp,syscalls,instructions,rss,startup,reuse.
 # SERVER_CPU / LOAD_CPU pin the measured side and the load (0 and 1).
+# Sizes: CLIENT_REQUESTS (10000), WS_MESSAGES (20000), TCP_MIB (2048),
+# SYSCALL_N1 / SYSCALL_N2 (3200 / 9600), IR_N1 / IR_N2 (2000 / 4000).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -52,17 +54,25 @@ IMPLS="ours tokio smol"
 if [ -n "$LUNE_REF_BIN" ]; then IMPLS="$IMPLS luneref"; fi
 WORK=$(mktemp -d)
 
-# Every process this script starts is a background job or a child of one
-# (strace's tracee): all are ended on exit.
+# Every process this script starts is a background job or a descendant of one
+# (strace's tracee, timeout's command): on exit, each job's tree is ended,
+# deepest first, by process id.
+kill_tree() {
+	local child
+	for child in $(pgrep -P "$1" 2>/dev/null); do
+		kill_tree "$child"
+	done
+	kill "$1" 2>/dev/null || true
+}
 cleanup() {
 	local pid
 	for pid in $(jobs -p); do
-		pkill -P "$pid" 2>/dev/null || true
-		kill "$pid" 2>/dev/null || true
+		kill_tree "$pid"
 	done
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap "exit 130" INT TERM
 
 # rec <key> <value>: one sample (the first word of value). med <key>: the median of the samples, "-"
 # when nothing was measured, nan when every run failed.
@@ -126,8 +136,7 @@ start_server() {
 	exit 1
 }
 stop_server() {
-	pkill -P "$SERVER_PID" 2>/dev/null || true
-	kill "$SERVER_PID" 2>/dev/null || true
+	kill_tree "$SERVER_PID"
 	wait "$SERVER_PID" 2>/dev/null || true
 }
 # wait_server <seconds>: waits for a server that exits by itself, then stops it anyway.
@@ -138,27 +147,35 @@ wait_server() {
 	done
 	stop_server
 }
-# client <cpu> <cmd...>: runs a client (at most 300 s) and prints the first
-# line of its output.
+# client <cpu> <cmd...>: runs a client to its end (at most 300 s; as a job of
+# this shell, so that the cleanup ends it too); sets LINE to the first line of
+# its output, empty if it failed, and CLIENT_OUT to the file with its output.
 client() {
 	local cpu=$1
 	shift
-	timeout 300 taskset -c "$cpu" "$@" | head -1
+	CLIENT_OUT="$WORK/client.$RANDOM$RANDOM"
+	timeout 300 taskset -c "$cpu" "$@" >"$CLIENT_OUT" &
+	if wait $!; then
+		LINE=$(head -1 "$CLIENT_OUT")
+	else
+		echo "failed: $*" >&2
+		LINE=""
+	fi
 }
-rss_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+rss_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
 
-# wrk_load <port> <connections>: prints "<requests/s> <p99 ms> <requests>".
+# wrk_load <port> <connections>: sets LINE to "<requests/s> <p99 ms> <requests>".
 wrk_load() {
-	timeout $((DURATION + 60)) taskset -c "$LOAD_CPU" wrk -t1 -c"$2" -d"${DURATION}s" --latency "http://127.0.0.1:$1/" |
-		awk '
-			function ms(v) {
-				if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0
-				if (v ~ /m$/) return v * 60000; return v * 1000
-			}
-			/^ *99%/ { p99 = ms($2) }
-			/ requests in / { n = $1 }
-			/^Requests\/sec:/ { rps = $2 }
-			END { printf "%s %.3f %s\n", rps, p99, n }'
+	client "$LOAD_CPU" wrk -t1 -c"$2" -d"${DURATION}s" --latency "http://127.0.0.1:$1/"
+	LINE=$(awk '
+		function ms(v) {
+			if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0
+			if (v ~ /m$/) return v * 60000; return v * 1000
+		}
+		/^ *99%/ { p99 = ms($2) }
+		/ requests in / { n = $1 }
+		/^Requests\/sec:/ { rps = $2 }
+		END { if (rps != "") printf "%s %.3f %s\n", rps, p99, n }' "$CLIENT_OUT")
 }
 
 ROWS=()
@@ -185,7 +202,8 @@ for conns in $SERVE_CONNS; do
 			start_server "$SERVER_CPU" "${CMD[@]}"
 			sleep 0.2
 			idle=$(rss_kib "$SERVER_PID" VmRSS)
-			read -r rps p99 _ < <(wrk_load "$PORT" "$conns")
+			wrk_load "$PORT" "$conns"
+			read -r rps p99 _ <<<"$LINE"
 			rec "serve$conns.$impl" "$rps"
 			rec "p99_$conns.$impl" "$p99"
 			if [ "$conns" = 256 ]; then
@@ -211,11 +229,11 @@ if want client; then
 				echo "client: $impl, $workers workers, rep $rep" >&2
 				start_server "$LOAD_CPU" "$REF" --rt tokio http 0
 				cmd "$impl" http-client "http://127.0.0.1:$PORT" "$CLIENT_REQUESTS" "$workers"
-				line=$(client "$SERVER_CPU" "${CMD[@]}" || true)
-				rec "client$workers.$impl" "$line"
+				client "$SERVER_CPU" "${CMD[@]}"
+				rec "client$workers.$impl" "$LINE"
 				# request.luau prints the connections the server accepted too.
 				case $impl in
-				ours | luneref) rec "conns$workers.$impl" "$(awk '{ print $2 }' <<<"$line")" ;;
+				ours | luneref) rec "conns$workers.$impl" "$(awk '{ print $2 }' <<<"$LINE")" ;;
 				tokio) rec "conns$workers.tokio" "$workers" ;;
 				esac
 				stop_server
@@ -238,10 +256,12 @@ if want ws; then
 		for impl in $IMPLS; do
 			echo "ws: $impl, rep $rep" >&2
 			cmd "$impl" ws-client "ws://127.0.0.1:$ws_port/" "$WS_MESSAGES"
-			rec "wsc.$impl" "$(client "$SERVER_CPU" "${CMD[@]}")"
+			client "$SERVER_CPU" "${CMD[@]}"
+			rec "wsc.$impl" "$LINE"
 			cmd "$impl" ws
 			start_server "$SERVER_CPU" "${CMD[@]}"
-			rec "wss.$impl" "$(client "$LOAD_CPU" "$REF" --rt tokio ws-client "ws://127.0.0.1:$PORT/" "$WS_MESSAGES")"
+			client "$LOAD_CPU" "$REF" --rt tokio ws-client "ws://127.0.0.1:$PORT/" "$WS_MESSAGES"
+			rec "wss.$impl" "$LINE"
 			stop_server
 		done
 		SERVER_PID=$ws_pid stop_server
@@ -257,7 +277,8 @@ if want tcp; then
 		for impl in ours tokio smol; do
 			echo "tcp: $impl, rep $rep" >&2
 			cmd "$impl" tcp-write 127.0.0.1 "$PORT" "$TCP_MIB"
-			rec "tcp.$impl" "$(client "$SERVER_CPU" "${CMD[@]}")"
+			client "$SERVER_CPU" "${CMD[@]}"
+			rec "tcp.$impl" "$LINE"
 		done
 		stop_server
 	done
@@ -285,12 +306,12 @@ if want syscalls; then
 			echo "syscalls: serving, $impl, $n requests" >&2
 			cmd "$impl" http-count "$n"
 			start_server "$SERVER_CPU" strace -f -c -o "$WORK/strace.serve.$impl.$n" "${CMD[@]}"
-			client "$LOAD_CPU" "$REF" --rt tokio http-client "http://127.0.0.1:$PORT/" "$n" 64 >/dev/null || echo "load failed" >&2
+			client "$LOAD_CPU" "$REF" --rt tokio http-client "http://127.0.0.1:$PORT/" "$n" 64
 			wait_server 30
 			echo "syscalls: client, $impl, $n requests" >&2
 			start_server "$LOAD_CPU" "$REF" --rt tokio http 0
 			cmd "$impl" http-client "http://127.0.0.1:$PORT" "$n" 1
-			client "$SERVER_CPU" strace -f -c -o "$WORK/strace.client.$impl.$n" "${CMD[@]}" >/dev/null || echo "client failed" >&2
+			client "$SERVER_CPU" strace -f -c -o "$WORK/strace.client.$impl.$n" "${CMD[@]}"
 			stop_server
 		done
 		for side in serve client; do
@@ -321,12 +342,12 @@ if want instructions; then
 			echo "instructions: serving, $impl, $n requests" >&2
 			cmd "$impl" http-count "$n"
 			start_server "$SERVER_CPU" valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.serve.$impl.$n" "${CMD[@]}"
-			client "$LOAD_CPU" "$REF" --rt tokio http-client "http://127.0.0.1:$PORT/" "$n" 64 >/dev/null || echo "load failed" >&2
+			client "$LOAD_CPU" "$REF" --rt tokio http-client "http://127.0.0.1:$PORT/" "$n" 64
 			wait_server 120
 			echo "instructions: client, $impl, $n requests" >&2
 			start_server "$LOAD_CPU" "$REF" --rt tokio http 0
 			cmd "$impl" http-client "http://127.0.0.1:$PORT" "$n" 1
-			client "$SERVER_CPU" valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.client.$impl.$n" "${CMD[@]}" >/dev/null 2>&1 || echo "client failed" >&2
+			client "$SERVER_CPU" valgrind --tool=callgrind --log-file="$WORK/valgrind.log" --callgrind-out-file="$WORK/cg.client.$impl.$n" "${CMD[@]}"
 			stop_server
 		done
 		for side in serve client; do
@@ -368,8 +389,8 @@ if want reuse; then
 		start_server "$REUSE_CPU_B" "$LUNE" run scripts/bench/serve_reuse.luau "$PORT"
 		pid_b=$SERVER_PID
 		out_b=$SERVER_OUT
-		read -r rps _ < <(wrk_load "$PORT" 64)
-		rec reuse.ours "$rps"
+		wrk_load "$PORT" 64
+		rec reuse.ours "$LINE"
 		sleep 0.5 # each server prints its count every 0.25 s
 		served_a=$(grep '^served ' "$out_a" | tail -1 | awk '{ print $2 }')
 		served_b=$(grep '^served ' "$out_b" | tail -1 | awk '{ print $2 }')
@@ -377,8 +398,8 @@ if want reuse; then
 		SERVER_PID=$pid_a stop_server
 		SERVER_PID=$pid_b stop_server
 		start_server "$SERVER_CPU" "$REF" --rt tokio http 0
-		read -r rps _ < <(wrk_load "$PORT" 64)
-		rec reuse.tokio "$rps"
+		wrk_load "$PORT" 64
+		rec reuse.tokio "$LINE"
 		stop_server
 	done
 	row "serve, 2 lune processes with reusePort, 64 connections, req/s (tokio: one process)" reuse "-"
