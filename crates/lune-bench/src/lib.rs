@@ -1,10 +1,9 @@
-//! Shared pieces of the benchmark tools: argument parsing and statistics.
-//! Every tool runs on ONE executor thread, the practical limit a
-//! single-threaded Luau runtime is compared against.
+//! Shared pieces of the benchmark tools: command-line parsing. Every tool
+//! runs on ONE executor thread, the practical limit a single-threaded Luau
+//! runtime is compared against.
 
-use std::time::Duration;
-
-/// `--name value` from the command line, parsed.
+/// `--name value` from the command line, parsed; `default` when absent or
+/// unparsable.
 #[must_use]
 pub fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
     args.iter()
@@ -14,36 +13,41 @@ pub fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-/// The `p`-th percentile (0..=100) of sorted samples.
+/// The arguments that are not `--name value` options, in order.
 #[must_use]
-pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
+pub fn positional(args: &[String]) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut iter = args.iter();
+    while let Some(a) = iter.next() {
+        if a.starts_with("--") {
+            iter.next();
+        } else {
+            out.push(a.as_str());
+        }
     }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn percentiles() {
-        let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        assert_eq!(percentile(&samples, 0.0), Duration::from_millis(1));
-        assert_eq!(percentile(&samples, 100.0), Duration::from_millis(100));
-        assert_eq!(percentile(&samples, 99.0), Duration::from_millis(99));
-        assert_eq!(percentile(&[], 99.0), Duration::ZERO);
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(ToString::to_string).collect()
     }
 
     #[test]
     fn args() {
-        let args: Vec<String> = ["x", "--connections", "64"]
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let args = strings(&["x", "--connections", "64"]);
         assert_eq!(arg(&args, "--connections", 1), 64);
         assert_eq!(arg(&args, "--duration", 5), 5);
+        assert_eq!(arg(&args, "--connections", String::new()), "64");
+    }
+
+    #[test]
+    fn positionals_skip_options() {
+        let args = strings(&["--rt", "smol", "http", "0", "--exit-after", "10", "x"]);
+        assert_eq!(positional(&args), ["http", "0", "x"]);
+        assert!(positional(&[]).is_empty());
     }
 }
