@@ -58,8 +58,8 @@ impl FetchBody {
 /// Unless `headers` has one, the `User-Agent` is `lune/<this crate's
 /// version>`. Proxies come from `HTTP_PROXY` / `HTTPS_PROXY` / `NO_PROXY`,
 /// as for `net.request`. The future must be polled on a thread that runs
-/// `async-io` (for example inside `async_io::block_on`); connections are
-/// driven by this crate's own I/O thread.
+/// `async-io` (for example inside `async_io::block_on`); the connection is
+/// driven by the future itself, on that thread.
 #[allow(
     clippy::implicit_hasher,
     reason = "Lune's CLI collects its headers into whatever map this names; a hasher parameter would leave that type uninferable"

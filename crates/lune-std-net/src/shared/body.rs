@@ -5,8 +5,7 @@
 //! large string or a chunk function is read on the Luau thread by a pump task
 //! that hands one chunk at a time to the connection through a channel of
 //! one, so the function runs again only once the connection took the last
-//! chunk (a slow peer slows it down) and stops when the peer is gone. The
-//! body itself is `Send`, so client connections can run on the I/O thread.
+//! chunk (a slow peer slows it down) and stops when the peer is gone.
 
 use std::{
     pin::Pin,
