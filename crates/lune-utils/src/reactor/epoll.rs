@@ -146,8 +146,11 @@ impl Reactor {
     }
 
     /// Waits up to `timeout` ms (-1: until something happens) and marks
-    /// the sockets that became ready, waking whoever waits on them.
-    fn react(&self, events: &mut [libc::epoll_event], timeout: libc::c_int) {
+    /// the sockets that became ready, waking whoever waits on them. A wait
+    /// that may block is done with `sleeping` set, which is cleared as soon
+    /// as the wait ends: the wakes that follow come from this thread and
+    /// need no eventfd write.
+    fn react(&self, events: &mut [libc::epoll_event], timeout: libc::c_int, sleeping: &AtomicBool) {
         // SAFETY: `events` is valid for `events.len()` entries.
         let n = unsafe {
             libc::epoll_wait(
@@ -157,6 +160,7 @@ impl Reactor {
                 timeout,
             )
         };
+        sleeping.store(false, Ordering::SeqCst);
         // EINTR: a signal came; the caller polls and comes back.
         let Ok(n) = usize::try_from(n) else {
             return;
@@ -354,16 +358,17 @@ pub fn block_on<T>(fut: impl Future<Output = T>) -> T {
             busy_polls += 1;
             if busy_polls >= BUSY_POLLS_PER_IO_CHECK {
                 busy_polls = 0;
-                reactor.react(&mut events, 0);
+                reactor.react(&mut events, 0, &unparker.sleeping);
             }
             continue;
         }
         busy_polls = 0;
         unparker.sleeping.store(true, Ordering::SeqCst);
-        if !unparker.notified.load(Ordering::SeqCst) {
-            reactor.react(&mut events, -1);
+        if unparker.notified.load(Ordering::SeqCst) {
+            unparker.sleeping.store(false, Ordering::SeqCst);
+        } else {
+            reactor.react(&mut events, -1, &unparker.sleeping);
         }
-        unparker.sleeping.store(false, Ordering::SeqCst);
     }
 }
 
