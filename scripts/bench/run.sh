@@ -300,19 +300,31 @@ calls_breakdown() {
 per_request() { awk -v a="$1" -v b="$2" -v n="$3" -v f="$4" 'BEGIN { if (a == "" || b == "") print "nan"; else printf f, (b - a) / n }'; }
 SYSCALL_N1=${SYSCALL_N1:-3200}
 SYSCALL_N2=${SYSCALL_N2:-9600}
+# counted_runs <what> <impl> <n> <timeout> <tool...>: runs <impl> under <tool>
+# serving n requests over 64 connections, then as a client making n
+# sequential requests. The tool's last argument is the start of its output
+# file's path, completed with "<what>.<serve|client>.<impl>.<n>".
+counted_runs() {
+	local what=$1 impl=$2 n=$3 limit=$4
+	shift 4
+	local tool=("$@")
+	local out=${tool[-1]}
+	unset 'tool[-1]'
+	echo "$what: serving, $impl, $n requests" >&2
+	cmd "$impl" http-count "$n"
+	start_server "$SERVER_CPU" "${tool[@]}" "$out$what.serve.$impl.$n" "${CMD[@]}"
+	client "$LOAD_CPU" "$REF" --rt tokio http-client "http://127.0.0.1:$PORT/" "$n" 64
+	wait_server "$limit"
+	echo "$what: client, $impl, $n requests" >&2
+	start_server "$LOAD_CPU" "$REF" --rt tokio http 0
+	cmd "$impl" http-client "http://127.0.0.1:$PORT" "$n" 1
+	client "$SERVER_CPU" "${tool[@]}" "$out$what.client.$impl.$n" "${CMD[@]}"
+	stop_server
+}
 if want syscalls; then
 	for impl in ours tokio smol; do
 		for n in $SYSCALL_N1 $SYSCALL_N2; do
-			echo "syscalls: serving, $impl, $n requests" >&2
-			cmd "$impl" http-count "$n"
-			start_server "$SERVER_CPU" strace -f -c -o "$WORK/strace.serve.$impl.$n" "${CMD[@]}"
-			client "$LOAD_CPU" "$REF" --rt tokio http-client "http://127.0.0.1:$PORT/" "$n" 64
-			wait_server 30
-			echo "syscalls: client, $impl, $n requests" >&2
-			start_server "$LOAD_CPU" "$REF" --rt tokio http 0
-			cmd "$impl" http-client "http://127.0.0.1:$PORT" "$n" 1
-			client "$SERVER_CPU" strace -f -c -o "$WORK/strace.client.$impl.$n" "${CMD[@]}"
-			stop_server
+			counted_runs strace "$impl" "$n" 30 strace -f -c -o "$WORK/"
 		done
 		for side in serve client; do
 			a=$(calls_total "$WORK/strace.$side.$impl.$SYSCALL_N1")
@@ -339,16 +351,7 @@ IR_N2=${IR_N2:-4000}
 if want instructions; then
 	for impl in ours tokio smol; do
 		for n in $IR_N1 $IR_N2; do
-			echo "instructions: serving, $impl, $n requests" >&2
-			cmd "$impl" http-count "$n"
-			start_server "$SERVER_CPU" valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.serve.$impl.$n" "${CMD[@]}"
-			client "$LOAD_CPU" "$REF" --rt tokio http-client "http://127.0.0.1:$PORT/" "$n" 64
-			wait_server 120
-			echo "instructions: client, $impl, $n requests" >&2
-			start_server "$LOAD_CPU" "$REF" --rt tokio http 0
-			cmd "$impl" http-client "http://127.0.0.1:$PORT" "$n" 1
-			client "$SERVER_CPU" valgrind --tool=callgrind --log-file="$WORK/valgrind.log" --callgrind-out-file="$WORK/cg.client.$impl.$n" "${CMD[@]}"
-			stop_server
+			counted_runs cg "$impl" "$n" 120 valgrind --tool=callgrind --log-file="$WORK/valgrind.log" --callgrind-out-file="$WORK/"
 		done
 		for side in serve client; do
 			a=$(ir_total "$WORK/cg.$side.$impl.$IR_N1")

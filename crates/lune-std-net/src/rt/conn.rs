@@ -14,7 +14,7 @@
 //!   buffer (no zeroing); writes of several buffers are one `writev`.
 
 use std::{
-    io::{self, IoSlice, Read, Write},
+    io::{self, IoSlice, Write},
     mem::MaybeUninit,
     os::fd::{AsFd, AsRawFd},
     pin::Pin,
@@ -149,7 +149,7 @@ impl<T: AsFd> Conn<T> {
 
 impl<T: AsFd> Conn<T>
 where
-    for<'a> &'a T: Read + Write,
+    for<'a> &'a T: Write,
 {
     fn poll_write_bufs(
         &mut self,
@@ -164,26 +164,22 @@ where
     }
 }
 
-impl<T: AsFd + Unpin> AsyncRead for Conn<T>
-where
-    for<'a> &'a T: Read + Write,
-{
+impl<T: AsFd + Unpin> AsyncRead for Conn<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let len = buf.len();
-        self.get_mut().poll_op(cx, false, |mut io| {
-            let n = io.read(buf)?;
-            Ok((n, n > 0 && n < len))
-        })
+        // SAFETY: same layout; `recv` only ever writes initialised bytes
+        // into it, so `buf` stays initialised.
+        let buf = unsafe { &mut *(std::ptr::from_mut(buf) as *mut [MaybeUninit<u8>]) };
+        self.get_mut().poll_read_uninit(cx, buf)
     }
 }
 
 impl<T: AsFd + Unpin> AsyncWrite for Conn<T>
 where
-    for<'a> &'a T: Read + Write,
+    for<'a> &'a T: Write,
 {
     fn poll_write(
         self: Pin<&mut Self>,
