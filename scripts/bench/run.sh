@@ -321,16 +321,22 @@ counted_runs() {
 	client "$SERVER_CPU" "${tool[@]}" "$out$what.client.$impl.$n" "${CMD[@]}"
 	stop_server
 }
+# rec_counted <key> <what> <impl> <n1> <n2> <total fn> <format>: records, for
+# both sides, (total at n2 - total at n1) / (n2 - n1) from counted_runs' files.
+rec_counted() {
+	local key=$1 what=$2 impl=$3 n1=$4 n2=$5 total=$6 format=$7 side a b
+	for side in serve client; do
+		a=$("$total" "$WORK/$what.$side.$impl.$n1")
+		b=$("$total" "$WORK/$what.$side.$impl.$n2")
+		rec "${key}_$side.$impl" "$(per_request "$a" "$b" $((n2 - n1)) "$format")"
+	done
+}
 if want syscalls; then
 	for impl in ours tokio smol; do
 		for n in $SYSCALL_N1 $SYSCALL_N2; do
 			counted_runs strace "$impl" "$n" 30 strace -f -c -o "$WORK/"
 		done
-		for side in serve client; do
-			a=$(calls_total "$WORK/strace.$side.$impl.$SYSCALL_N1")
-			b=$(calls_total "$WORK/strace.$side.$impl.$SYSCALL_N2")
-			rec "sys_$side.$impl" "$(per_request "$a" "$b" $((SYSCALL_N2 - SYSCALL_N1)) %.2f)"
-		done
+		rec_counted sys strace "$impl" "$SYSCALL_N1" "$SYSCALL_N2" calls_total %.2f
 	done
 	row "syscalls per request, serving (64 connections)" sys_serve "ours ≤ 3"
 	row "syscalls per request, client (sequential)" sys_client "ours ≤ 5"
@@ -353,11 +359,7 @@ if want instructions; then
 		for n in $IR_N1 $IR_N2; do
 			counted_runs cg "$impl" "$n" 120 valgrind --tool=callgrind --log-file="$WORK/valgrind.log" --callgrind-out-file="$WORK/"
 		done
-		for side in serve client; do
-			a=$(ir_total "$WORK/cg.$side.$impl.$IR_N1")
-			b=$(ir_total "$WORK/cg.$side.$impl.$IR_N2")
-			rec "ir_$side.$impl" "$(per_request "$a" "$b" $((IR_N2 - IR_N1)) %.0f)"
-		done
+		rec_counted ir cg "$impl" "$IR_N1" "$IR_N2" ir_total %.0f
 	done
 	row "instructions per request, serving (64 connections)" ir_serve "-"
 	row "instructions per request, client (sequential)" ir_client "-"
