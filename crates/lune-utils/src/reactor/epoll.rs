@@ -399,9 +399,9 @@ mod tests {
             let mut buf = [0u8; 8];
             assert!((&b).read(&mut buf).is_err(), "nothing to read yet");
             reg.clear_ready(false, tick);
-            // Another thread writes later: the edge wakes this task.
+            // Another thread writes: whenever it does, the edge is only
+            // taken in by the reactor once this task waits, and wakes it.
             let writer = std::thread::spawn(move || {
-                std::thread::sleep(std::time::Duration::from_millis(20));
                 a.write_all(b"hi").expect("write");
                 a
             });
