@@ -5,12 +5,23 @@
 
 use mlua::prelude::*;
 
+pub mod background;
 pub mod fmt;
 pub mod jsonc;
 pub mod reactor;
+pub mod tasks;
 mod wake_on_drop;
 
 pub use wake_on_drop::{WakeOnDrop, wake_on_drop};
+
+/// Locks `mutex`, recovering it from a panic of another holder: every user
+/// of it in this runtime changes the guarded value in single steps (a push,
+/// a take, an assignment), so a panic elsewhere leaves it consistent.
+pub fn lock<T: ?Sized>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// The arguments given to the script after its path (`lune run script a b`),
 /// stored as Lua app data by the runtime before libraries are loaded.

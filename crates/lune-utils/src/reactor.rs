@@ -23,13 +23,16 @@
 mod epoll;
 
 #[cfg(target_os = "linux")]
-pub use epoll::{Registration, block_on};
+pub use epoll::Registration;
 
-/// Runs `fut` to completion on this thread (async-io's `block_on`: this
-/// platform has no reactor of the runtime's own).
-#[cfg(not(target_os = "linux"))]
+/// Runs `fut` to completion on this thread, with this thread's reactor
+/// (where the platform has one) and a [`crate::background`] for the run.
 pub fn block_on<T>(fut: impl std::future::Future<Output = T>) -> T {
-    async_io::block_on(fut)
+    let fut = crate::background::run(fut);
+    #[cfg(target_os = "linux")]
+    return epoll::drive(fut);
+    #[cfg(not(target_os = "linux"))]
+    return async_io::block_on(fut);
 }
 
 /// A socket's place in the runtime's reactor: never on this platform.

@@ -3,15 +3,20 @@
 //! channel that `accept` reads; while it is full, further connections wait
 //! in the kernel's backlog.
 
-use std::{net::SocketAddr, rc::Rc};
+use std::{cell::RefCell, net::SocketAddr, rc::Rc, time::Duration};
 
 use async_channel::Receiver;
+use futures_lite::future;
 use futures_rustls::TlsAcceptor;
 use mlua::prelude::*;
 use mlua_luau_scheduler::LuaSpawnExt;
 
 use super::accept::{self, Accepted, Bind, Local};
-use crate::shared::{options::Options, signal::Signal, tcp::TcpStream};
+use crate::shared::{
+    options::Options,
+    signal::Signal,
+    tcp::{Closer, TcpStream},
+};
 
 const BACKLOG: usize = 128;
 
@@ -71,6 +76,8 @@ pub(crate) struct Listener {
     accepted: Receiver<Accepted>,
     stop: Rc<Signal>,
     closed: Rc<Signal>,
+    /// The streams accepted so far, for `close({ drain })`.
+    streams: Rc<RefCell<Vec<Closer>>>,
 }
 
 /// Binds `port` and starts accepting in the background.
@@ -132,6 +139,7 @@ async fn start(
         accepted,
         stop,
         closed,
+        streams: Rc::default(),
     })
 }
 
@@ -140,6 +148,24 @@ impl Listener {
     fn close(&self) {
         self.stop.fire();
         self.accepted.close();
+    }
+
+    /// `close({ drain })`: gives the accepted streams `drain` to be closed
+    /// by the script, then closes the rest.
+    async fn drain(streams: &RefCell<Vec<Closer>>, drain: Duration) {
+        let open: Vec<Closer> = streams.take();
+        let all_closed = async {
+            for stream in &open {
+                stream.closed().await;
+            }
+        };
+        future::or(all_closed, async {
+            async_io::Timer::after(drain).await;
+        })
+        .await;
+        for stream in open.iter().filter(|s| !s.is_closed()) {
+            stream.close().await;
+        }
     }
 }
 
@@ -166,21 +192,36 @@ impl LuaUserData for Listener {
         methods.add_async_method("accept", |_, this, ()| {
             lune_utils::wake_on_drop(async move {
                 let accepted = this.accepted.clone();
+                let streams = this.streams.clone();
                 drop(this);
                 match accepted.recv().await {
-                    Ok(conn) => Ok(Some(
+                    Ok(conn) => {
                         // The stream holds its connection slot until closed.
-                        TcpStream::with_ends(conn.stream, conn.ends).holding(Box::new(conn.permit)),
-                    )),
+                        let stream = TcpStream::with_ends(conn.stream, conn.ends)
+                            .holding(Box::new(conn.permit));
+                        let mut streams = streams.borrow_mut();
+                        streams.retain(|s| !s.is_closed());
+                        streams.push(stream.closer());
+                        Ok(Some(stream))
+                    }
                     Err(_) => Ok(None),
                 }
             })
         });
-        methods.add_async_method("close", |_, this, ()| {
+        // `close()`, or `close({ drain = seconds? })`, which also closes the
+        // accepted streams (after `drain`, default 10 s, for the script to
+        // finish with them) and returns once they are all closed.
+        methods.add_async_method("close", |_, this, options: LuaMultiValue| {
             lune_utils::wake_on_drop(async move {
+                let drain = super::stop_options(&options)?;
                 this.close();
                 // Once this returns, connecting to the port is refused.
                 this.closed.wait().await;
+                if let Some(drain) = drain {
+                    let streams = this.streams.clone();
+                    drop(this);
+                    Listener::drain(&streams, drain).await;
+                }
                 Ok(())
             })
         });

@@ -20,6 +20,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use event_listener::Event;
 use futures_lite::future;
 use futures_rustls::TlsAcceptor;
 use hyper::server::conn::{http1, http2};
@@ -35,10 +36,11 @@ use self::{
 };
 use crate::{
     rt::{HyperTimer, LocalExecutor},
-    shared::{signal::Signal, stream::Stream},
+    shared::{self, signal::Signal, stream::Stream},
 };
 
-/// How long in-flight requests may take to finish after `stop`.
+/// How long in-flight requests may take to finish after `stop`, unless
+/// `stop({ drain = seconds })` says otherwise.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Concurrent HTTP/2 streams per connection.
 const MAX_CONCURRENT_STREAMS: u32 = 128;
@@ -49,22 +51,75 @@ const MAX_SEND_BUF_SIZE: usize = 64 * 1024;
 /// last load left behind is released.
 const IDLE_RELEASE: Duration = Duration::from_secs(1);
 
-/// The open connections of one server. When the last one closes and none
-/// opens for [`IDLE_RELEASE`], memory is given back (`rt::release_memory`).
+/// The open connections of one server: `stop` waits for the count to reach
+/// zero, and once it stays there for [`IDLE_RELEASE`], memory is given back
+/// (`rt::release_memory`).
+///
+/// Nothing here spawns or touches Lua when a connection goes: connections
+/// are also dropped while the scheduler tears down at the end of a script,
+/// when there is no scheduler left to spawn on.
 struct Connections {
-    lua: Lua,
     open: Cell<usize>,
     idle_since: Cell<Instant>,
-    release_pending: Cell<bool>,
+    /// Notified when the count goes from zero to one and back.
+    changed: Event,
 }
 
 /// Counts one connection while it lives.
 struct Open(Rc<Connections>);
 
 impl Connections {
+    fn new() -> Rc<Self> {
+        Rc::new(Self {
+            open: Cell::new(0),
+            idle_since: Cell::new(Instant::now()),
+            changed: Event::new(),
+        })
+    }
+
     fn open(self: &Rc<Self>) -> Open {
         self.open.set(self.open.get() + 1);
+        if self.open.get() == 1 {
+            self.changed.notify(usize::MAX);
+        }
         Open(self.clone())
+    }
+
+    /// Resolves once `open` (the number of connections) says true.
+    async fn until(&self, open: impl Fn(usize) -> bool) {
+        loop {
+            if open(self.open.get()) {
+                return;
+            }
+            let listener = self.changed.listen();
+            if open(self.open.get()) {
+                return;
+            }
+            listener.await;
+        }
+    }
+
+    /// Releases memory each time the server has had no connection for
+    /// [`IDLE_RELEASE`]; runs as long as the server accepts.
+    async fn release_when_idle(&self, lua: &Lua) {
+        loop {
+            self.until(|open| open == 0).await;
+            let idle = future::or(
+                async {
+                    async_io::Timer::after(IDLE_RELEASE).await;
+                    true
+                },
+                async {
+                    self.until(|open| open > 0).await;
+                    false
+                },
+            )
+            .await;
+            if idle && self.idle_since.get().elapsed() >= IDLE_RELEASE {
+                crate::rt::release_memory(lua);
+                self.until(|open| open > 0).await;
+            }
+        }
     }
 }
 
@@ -72,38 +127,39 @@ impl Drop for Open {
     fn drop(&mut self) {
         let conns = &self.0;
         conns.open.set(conns.open.get().saturating_sub(1));
-        if conns.open.get() > 0 {
-            return;
+        if conns.open.get() == 0 {
+            conns.idle_since.set(Instant::now());
+            conns.changed.notify(usize::MAX);
         }
-        conns.idle_since.set(Instant::now());
-        if conns.release_pending.replace(true) {
-            return;
-        }
-        let conns = conns.clone();
-        self.0.lua.spawn_local(async move {
-            loop {
-                async_io::Timer::after(IDLE_RELEASE).await;
-                if conns.open.get() > 0 {
-                    break;
-                }
-                if conns.idle_since.get().elapsed() >= IDLE_RELEASE {
-                    crate::rt::release_memory(&conns.lua);
-                    break;
-                }
-            }
-            conns.release_pending.set(false);
-        });
     }
 }
 
-/// How a server stops: `stop` fires `stopped`, which ends the accept loop and
-/// shuts connections down gracefully; the accept loop fires
-/// `listener_closed` once the socket is gone, which `stop` waits for so that
-/// new connections are refused as soon as it returns.
-#[derive(Default)]
+/// What outlives a request on one server: its shutdown and its count of
+/// connections (upgraded WebSockets among them).
+pub(crate) struct Lifetime {
+    shutdown: Rc<Shutdown>,
+    connections: Rc<Connections>,
+}
+
+/// How a server stops: `stop` sets how long in-flight requests may take
+/// (`drain`) and fires `stopped`, which ends the accept loop and shuts
+/// connections down gracefully; the accept loop fires `listener_closed`
+/// once the socket is gone, which `stop` waits for so that new connections
+/// are refused as soon as it returns.
 pub(crate) struct Shutdown {
     stopped: Signal,
     listener_closed: Signal,
+    drain: Cell<Duration>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self {
+            stopped: Signal::default(),
+            listener_closed: Signal::default(),
+            drain: Cell::new(SHUTDOWN_GRACE),
+        }
+    }
 }
 
 /// Binds `port`, starts serving in the background, and returns the handle.
@@ -129,15 +185,16 @@ pub(crate) async fn serve(lua: Lua, port: u16, config: ServeConfig) -> LuaResult
         send: config.send_timeout,
         idle: config.idle_timeout,
     };
-    let service = Service::new(lua.clone(), config);
+    let connections = Connections::new();
+    let lifetime = Lifetime {
+        shutdown: shutdown.clone(),
+        connections: connections.clone(),
+    };
+    let service = Service::new(lua.clone(), config, lifetime);
     let loop_lua = lua.clone();
     let loop_shutdown = shutdown.clone();
-    let connections = Rc::new(Connections {
-        lua: lua.clone(),
-        open: Cell::new(0),
-        idle_since: Cell::new(Instant::now()),
-        release_pending: Cell::new(false),
-    });
+    let loop_connections = connections.clone();
+    let connections_idle = connections.clone();
     lua.spawn_local(async move {
         let exec = LocalExecutor::new(loop_lua.clone());
         let conn_lua = loop_lua.clone();
@@ -147,7 +204,7 @@ pub(crate) async fn serve(lua: Lua, port: u16, config: ServeConfig) -> LuaResult
             let service = service.for_connection(conn.peer(), activity.clone());
             let exec = exec.clone();
             let shutdown = conn_shutdown.clone();
-            let open = connections.open();
+            let open = loop_connections.open();
             conn_lua.spawn_local(async move {
                 let _open = open;
                 // Holds the connection's place under maxConnections.
@@ -156,7 +213,7 @@ pub(crate) async fn serve(lua: Lua, port: u16, config: ServeConfig) -> LuaResult
             });
             future::ready(())
         };
-        accept::run(
+        let accepting = accept::run(
             &loop_lua,
             listener,
             tls,
@@ -164,16 +221,26 @@ pub(crate) async fn serve(lua: Lua, port: u16, config: ServeConfig) -> LuaResult
             "net.serve",
             &loop_shutdown.stopped,
             on_accept,
-        )
-        .await;
+        );
+        // The release loop never ends by itself: it goes with the listener.
+        future::or(accepting, connections_idle.release_when_idle(&loop_lua)).await;
         loop_shutdown.listener_closed.fire();
     });
-    handle(&lua, bound, shutdown)
+    handle(&lua, bound, shutdown, connections)
 }
 
 /// The table `net.serve` returns: `ip` and `port` (or `path` for a Unix
-/// socket) and `stop`, which works both as `handle.stop()` and `handle:stop()`.
-fn handle(lua: &Lua, bound: Local, shutdown: Rc<Shutdown>) -> LuaResult<LuaTable> {
+/// socket) and `stop`, which works both as `handle.stop()` and
+/// `handle:stop()`. `stop()` returns once the listener is closed, in-flight
+/// requests finishing within 10 s behind it (as in Lune); `stop({ drain =
+/// seconds? })` gives them `drain` seconds (default 10) and returns once
+/// every connection is closed.
+fn handle(
+    lua: &Lua,
+    bound: Local,
+    shutdown: Rc<Shutdown>,
+    connections: Rc<Connections>,
+) -> LuaResult<LuaTable> {
     let builder = TableBuilder::new(lua.clone())?;
     let builder = match bound {
         Local::Ip(addr) => builder
@@ -185,21 +252,53 @@ fn handle(lua: &Lua, bound: Local, shutdown: Rc<Shutdown>) -> LuaResult<LuaTable
         }
     };
     builder
-        .with_async_function("stop", move |_, _: LuaMultiValue| {
+        .with_async_function("stop", move |_, args: LuaMultiValue| {
             let shutdown = shutdown.clone();
+            let connections = connections.clone();
             async move {
+                let drain = stop_options(&args)?;
                 if shutdown.stopped.is_set() {
                     return Err(LuaError::runtime(
                         "Server already stopped - stop was called more than once",
                     ));
                 }
+                if let Some(drain) = drain {
+                    shutdown.drain.set(drain);
+                }
                 shutdown.stopped.fire();
                 shutdown.listener_closed.wait().await;
+                if drain.is_some() {
+                    connections.until(|open| open == 0).await;
+                }
                 report::flush();
                 Ok(())
             }
         })?
         .build_readonly()
+}
+
+/// The options of `stop`, called as `stop(options?)` or
+/// `handle:stop(options?)` (the handle, which has `stop`, is skipped):
+/// `Some(drain)` when a table was given, `drain` defaulting to 10 s (0
+/// closes in-flight requests at once).
+pub(crate) fn stop_options(args: &LuaMultiValue) -> LuaResult<Option<Duration>> {
+    let is_handle = |v: &LuaValue| matches!(v, LuaValue::Table(t) if matches!(t.raw_get("stop"), Ok(LuaValue::Function(_))));
+    let Some(options) = args.iter().find(|v| !v.is_nil() && !is_handle(v)) else {
+        return Ok(None);
+    };
+    let LuaValue::Table(options) = options else {
+        return Err(LuaError::runtime(format!(
+            "Invalid stop options - expected a table {{ drain: number? }}, got {}",
+            lune_utils::type_name(options)
+        )));
+    };
+    let drain = options.raw_get::<LuaValue>("drain")?;
+    if matches!(drain, LuaValue::Integer(0)) || matches!(drain, LuaValue::Number(n) if n == 0.0) {
+        return Ok(Some(Duration::ZERO));
+    }
+    Ok(Some(
+        shared::options::seconds(&drain, "drain")?.unwrap_or(SHUTDOWN_GRACE),
+    ))
 }
 
 /// How long a connection's peer may take to send headers and to take data,
@@ -280,8 +379,10 @@ async fn drive<C, E>(
     .await;
     if finished.is_none() {
         graceful(conn.as_mut());
-        let _ = future::or(async { Some(conn.await) }, async {
-            async_io::Timer::after(SHUTDOWN_GRACE).await;
+        // Past the drain time the connection is dropped, which closes it.
+        let drain = shutdown.drain.get();
+        future::or(async { Some(conn.await) }, async {
+            async_io::Timer::after(drain).await;
             None
         })
         .await;

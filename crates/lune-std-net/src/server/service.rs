@@ -10,6 +10,7 @@ use hyper::body::Incoming;
 use mlua::prelude::*;
 
 use super::{
+    Lifetime,
     body::{self, Limits},
     config::ServeConfig,
     idle::Activity,
@@ -26,6 +27,8 @@ struct Inner {
     protocols: Rc<[String]>,
     websocket: websocket::Settings,
     limits: Limits,
+    /// Upgraded WebSockets count as connections and end with the server.
+    lifetime: Lifetime,
 }
 
 /// The hyper service of one connection: shared server state, the peer, and
@@ -39,7 +42,7 @@ pub(crate) struct Service {
 }
 
 impl Service {
-    pub(crate) fn new(lua: Lua, config: ServeConfig) -> Self {
+    pub(crate) fn new(lua: Lua, config: ServeConfig, lifetime: Lifetime) -> Self {
         Self {
             inner: Rc::new(Inner {
                 lua,
@@ -51,6 +54,7 @@ impl Service {
                     max_size: config.max_body_size,
                     timeout: config.body_timeout,
                 },
+                lifetime,
             }),
             peer: None,
             activity: None,
@@ -102,6 +106,7 @@ async fn handle(
             handler.clone(),
             &inner.protocols,
             inner.websocket,
+            &inner.lifetime,
             peer,
             request,
         );

@@ -9,13 +9,14 @@ use async_tungstenite::{
     WebSocketStream,
     tungstenite::{handshake::derive_accept_key, protocol::Role},
 };
+use futures_lite::future;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use mlua::prelude::*;
 use mlua_luau_scheduler::LuaSpawnExt;
 
 use super::{
-    report,
+    Lifetime, report,
     response::{HttpResponse, plain},
 };
 use crate::{
@@ -57,6 +58,7 @@ pub(crate) fn upgrade(
     handler: LuaFunction,
     protocols: &Rc<[String]>,
     settings: websocket::Settings,
+    lifetime: &Lifetime,
     peer: Option<SocketAddr>,
     mut request: Request<Incoming>,
 ) -> HttpResponse {
@@ -96,7 +98,11 @@ pub(crate) fn upgrade(
         .and_then(|p| p.to_str().ok())
         .map(str::to_string);
     let lua_inner = lua.clone();
+    let open = lifetime.connections.open();
+    let shutdown = lifetime.shutdown.clone();
     lua.spawn_local(async move {
+        // Counted as a connection of the server until the socket is done.
+        let _open = open;
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
@@ -108,13 +114,25 @@ pub(crate) fn upgrade(
         .await;
         let socket = WebSocket::new(stream, chosen, &settings);
         let handle = socket.handle();
-        let result = match websocket::into_object(&lua_inner, socket) {
-            Ok(object) => handler.call_async::<()>((object, table)).await,
-            Err(e) => Err(e),
+        let handled = async {
+            match websocket::into_object(&lua_inner, socket) {
+                Ok(object) => Some(handler.call_async::<()>((object, table)).await),
+                Err(e) => Some(Err(e)),
+            }
         };
-        if let Err(e) = result {
-            report::error(&format!("net.serve: the WebSocket handler errored:\n{e}"));
-            handle.close(1011, "Internal error").await;
+        // A stopped server closes its sockets once the drain time is over.
+        let stopped = async {
+            shutdown.stopped.wait().await;
+            async_io::Timer::after(shutdown.drain.get()).await;
+            None
+        };
+        match future::or(handled, stopped).await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                report::error(&format!("net.serve: the WebSocket handler errored:\n{e}"));
+                handle.close(1011, "Internal error").await;
+            }
+            None => handle.close(1001, "Server stopping").await,
         }
     });
     let accept = derive_accept_key(key.as_bytes());

@@ -84,6 +84,12 @@ impl TcpStream {
         }
     }
 
+    /// A handle that can close this stream from outside (a listener's
+    /// `close({ drain })`) without keeping it alive.
+    pub(crate) fn closer(&self) -> Closer {
+        Closer(Rc::downgrade(&self.inner))
+    }
+
     /// Keeps `value` until the stream is closed or dropped.
     pub(crate) fn holding(self, value: Box<dyn Any>) -> Self {
         *self.inner.held.borrow_mut() = Some(value);
@@ -194,16 +200,46 @@ impl TcpStream {
     }
 
     async fn close(&self) {
-        if self.inner.closed.is_set() {
+        self.inner.close().await;
+    }
+}
+
+impl Inner {
+    async fn close(&self) {
+        if self.closed.is_set() {
             return;
         }
-        self.inner.closed.fire();
-        if let Some(mut half) = self.inner.writer.lock().await.take() {
+        self.closed.fire();
+        if let Some(mut half) = self.writer.lock().await.take() {
+            // The peer may be gone already; the socket closes either way.
             let _ = half.close().await;
         }
-        self.inner.reader.lock().await.take();
-        self.inner.socket.borrow_mut().take();
-        self.inner.held.borrow_mut().take();
+        self.reader.lock().await.take();
+        self.socket.borrow_mut().take();
+        self.held.borrow_mut().take();
+    }
+}
+
+/// Closes a [`TcpStream`] from outside; see [`TcpStream::closer`].
+pub(crate) struct Closer(std::rc::Weak<Inner>);
+
+impl Closer {
+    /// True once the stream is closed or gone.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.0.upgrade().is_none_or(|inner| inner.closed.is_set())
+    }
+
+    /// Resolves once the stream is closed or gone.
+    pub(crate) async fn closed(&self) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.closed.wait().await;
+        }
+    }
+
+    pub(crate) async fn close(&self) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.close().await;
+        }
     }
 }
 

@@ -3,6 +3,8 @@
 //! socket with a tick so that a `WouldBlock` seen after a newer event never
 //! clears that event. See the parent module for why.
 
+use crate::lock;
+
 use std::{
     cell::RefCell,
     future::Future,
@@ -10,7 +12,7 @@ use std::{
     os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd},
     pin::pin,
     sync::{
-        Arc, Mutex, MutexGuard,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     task::{Context, Poll, Wake, Waker},
@@ -23,14 +25,6 @@ const WAKE_KEY: u64 = u64::MAX;
 const BUSY_POLLS_PER_IO_CHECK: u32 = 8;
 /// Events taken per `epoll_wait`.
 const EVENTS: usize = 256;
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every change under these locks is a single assignment: a panic
-    // elsewhere leaves them consistent.
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 /// Readiness of one socket in one direction (0: read, 1: write).
 #[derive(Default)]
@@ -331,7 +325,7 @@ impl Drop for Installed {
 /// Runs `fut` to completion on this thread, driving this thread's reactor
 /// while it waits. A nested call, or a system that refuses an epoll
 /// instance, runs async-io's `block_on` instead.
-pub fn block_on<T>(fut: impl Future<Output = T>) -> T {
+pub(super) fn drive<T>(fut: impl Future<Output = T>) -> T {
     if CURRENT.with(|current| current.borrow().is_some()) {
         return async_io::block_on(fut);
     }
@@ -380,7 +374,8 @@ mod tests {
         task::Poll,
     };
 
-    use super::{Registration, block_on};
+    use super::Registration;
+    use crate::reactor::block_on;
 
     #[test]
     fn readiness_comes_from_the_reactor_and_wakes_across_threads() {
