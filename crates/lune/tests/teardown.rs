@@ -87,7 +87,8 @@ fn ends_cleanly(ending: &str, states: &[&str], code: i32) {
         String::from_utf8_lossy(&stdout),
         String::from_utf8_lossy(&stderr),
     );
-    let context = format!("{ending} {states:?}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}");
+    let context =
+        format!("{ending} {states:?}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}");
     assert!(stdout.contains("open"), "the states opened: {context}");
     assert!(
         !stderr.contains("panicked") && !stderr.contains("panic"),

@@ -5,12 +5,12 @@
 //! `send`. `close` wakes a waiting `next` through an event.
 
 use std::{
-    cell::Cell,
-    rc::Rc,
+    cell::{Cell, RefCell},
+    rc::{Rc, Weak},
     time::{Duration, Instant},
 };
 
-use async_lock::Mutex;
+use async_lock::{Mutex, MutexGuard};
 use async_tungstenite::{
     WebSocketReceiver, WebSocketSender, WebSocketStream,
     tungstenite::{
@@ -19,6 +19,7 @@ use async_tungstenite::{
     },
 };
 use bytes::Bytes;
+use event_listener::Event;
 use futures_lite::{AsyncRead, AsyncWrite, StreamExt};
 use mlua::prelude::*;
 
@@ -86,7 +87,7 @@ pub(crate) const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
 pub(crate) struct Settings {
     /// `maxMessageSize`: larger messages close the socket with 1009.
     pub(crate) max_message_size: usize,
-    /// `pingInterval`: while `next` waits, a peer silent this long is
+    /// `pingInterval`: while the socket is open, a peer silent this long is
     /// pinged, and one that stays silent as long again is dropped (1006).
     pub(crate) ping_interval: Option<Duration>,
 }
@@ -128,43 +129,89 @@ struct Inner<S> {
     close_code: Cell<Option<u16>>,
     closed: Signal,
     protocol: Option<String>,
-    ping_interval: Option<Duration>,
     /// When the peer last sent a frame of any kind.
     last_heard: Cell<Instant>,
     /// When a keep-alive ping went out that the peer has not answered yet.
     ping_sent: Cell<Option<Instant>>,
+    /// A message the keep-alive read while no `next` was waiting; while it
+    /// is here, nothing more is read (memory stays bounded).
+    pending: RefCell<Option<(Bytes, bool)>>,
+    /// Notified when `next` takes `pending`.
+    taken: Event,
+    /// Fired once every handle is gone; see [`Owner`].
+    abandoned: Rc<Signal>,
+    /// `pingInterval`, when the keep-alive cannot run in the background
+    /// (this library inside another runtime's `block_on`): it then runs
+    /// while `next` waits, as in Lune.
+    inline_keep_alive: Option<Duration>,
 }
 
-/// What woke a waiting `next`.
-enum Wake<T> {
-    Frame(T),
-    Closed,
-    PingDue,
+/// What one frame read from the peer was.
+enum Frame {
+    Message(Bytes, bool),
+    /// A ping, a pong or a raw frame: not a message.
+    Control,
+    /// The socket is closed (by either side, or broken).
+    Ended,
 }
 
 /// A WebSocket as Luau sees it: `closeCode`, `protocol`, `next`, `send`, `close`.
 pub(crate) struct WebSocket<S> {
     inner: Rc<Inner<S>>,
+    /// Shared by every handle; the keep-alive's has none.
+    owner: Option<Rc<Owner>>,
+}
+
+/// Fires `abandoned` once no handle is left (the script let go of the
+/// socket): the keep-alive then lets go too, and the connection closes.
+struct Owner(Rc<Signal>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.0.fire();
+    }
 }
 
 impl<S: Transport> WebSocket<S> {
+    /// With `pingInterval`, the keep-alive runs for as long as the socket
+    /// is open, whatever the script does meanwhile, as a background task
+    /// that keeps no script running.
     pub(crate) fn new(
         stream: WebSocketStream<S>,
         protocol: Option<String>,
         settings: &Settings,
     ) -> Self {
         let (sender, receiver) = stream.split();
+        let abandoned = Rc::new(Signal::default());
+        let owner = Rc::new(Owner(abandoned.clone()));
+        let mut inner = Inner {
+            sender: Mutex::new(Some(sender)),
+            receiver: Mutex::new(Some(receiver)),
+            close_code: Cell::new(None),
+            closed: Signal::default(),
+            protocol,
+            last_heard: Cell::new(Instant::now()),
+            ping_sent: Cell::new(None),
+            pending: RefCell::new(None),
+            taken: Event::new(),
+            abandoned,
+            inline_keep_alive: None,
+        };
+        let Some(interval) = settings.ping_interval else {
+            return Self {
+                inner: Rc::new(inner),
+                owner: Some(owner),
+            };
+        };
+        let inner = Rc::new_cyclic(|weak: &Weak<Inner<S>>| {
+            if lune_utils::background::spawn(keep_alive(weak.clone(), interval)).is_err() {
+                inner.inline_keep_alive = Some(interval);
+            }
+            inner
+        });
         Self {
-            inner: Rc::new(Inner {
-                sender: Mutex::new(Some(sender)),
-                receiver: Mutex::new(Some(receiver)),
-                close_code: Cell::new(None),
-                closed: Signal::default(),
-                protocol,
-                ping_interval: settings.ping_interval,
-                last_heard: Cell::new(Instant::now()),
-                ping_sent: Cell::new(None),
-            }),
+            inner,
+            owner: Some(owner),
         }
     }
 
@@ -172,6 +219,7 @@ impl<S: Transport> WebSocket<S> {
     pub(crate) fn handle(&self) -> Self {
         Self {
             inner: self.inner.clone(),
+            owner: self.owner.clone(),
         }
     }
 
@@ -195,6 +243,7 @@ impl<S: Transport> WebSocket<S> {
             reason: reason.into(),
         };
         if let Some(sender) = self.inner.sender.lock().await.as_mut() {
+            // A peer that is gone cannot be told; the socket is closed anyway.
             let _ = sender.send(Message::Close(Some(frame))).await;
         }
     }
@@ -206,30 +255,145 @@ impl<S: Transport> WebSocket<S> {
         self.inner.receiver.lock().await.take();
     }
 
-    /// Resolves when the keep-alive needs attention: a ping is due, or the
-    /// one sent went unanswered. Never, without `pingInterval`.
-    async fn ping_due(&self) {
-        let Some(interval) = self.inner.ping_interval else {
-            return futures_lite::future::pending().await;
-        };
-        let since = self
-            .inner
-            .ping_sent
-            .get()
-            .unwrap_or_else(|| self.inner.last_heard.get());
-        async_io::Timer::at(since + interval).await;
+    /// Marks the socket closed with 1006 (gone without a close frame) and
+    /// drops the connection.
+    async fn lost(&self) {
+        self.mark_closed(1006);
+        self.drop_transport().await;
     }
 
-    /// Pings a silent peer; true while the peer may still answer, false when
-    /// an earlier ping went unanswered or the ping could not be sent within
-    /// the interval (the socket is then closed with 1006).
-    async fn keep_alive(&self) -> bool {
-        let Some(interval) = self.inner.ping_interval else {
-            return true;
+    /// Reads one frame under `receiver` (the lock of the receiving half)
+    /// and deals with what it means; `Ended` when the socket is closed.
+    async fn read_frame(
+        &self,
+        mut receiver: MutexGuard<'_, Option<WebSocketReceiver<S>>>,
+    ) -> Frame {
+        let Some(stream) = receiver.as_mut() else {
+            return Frame::Ended;
         };
-        if self.inner.ping_sent.get().is_some() {
-            return false;
+        let received = futures_lite::future::or(async { Some(stream.next().await) }, async {
+            self.inner.closed.wait().await;
+            None
+        })
+        .await;
+        let Some(received) = received else {
+            return Frame::Ended;
+        };
+        if let Some(Ok(_)) = &received {
+            self.inner.last_heard.set(Instant::now());
+            self.inner.ping_sent.set(None);
         }
+        match received {
+            Some(Ok(Message::Text(text))) => Frame::Message(Bytes::from(text), false),
+            Some(Ok(Message::Binary(data))) => Frame::Message(data, true),
+            // Pings are answered by tungstenite itself.
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Frame::Control,
+            Some(Ok(Message::Close(frame))) => {
+                self.mark_closed(frame.map_or(1005, |f| u16::from(f.code)));
+                // Let tungstenite send its close reply, then hang up.
+                futures_lite::future::or(
+                    async {
+                        // Whatever comes after a close frame is not read.
+                        let _ = stream.next().await;
+                    },
+                    async {
+                        async_io::Timer::after(Duration::from_secs(1)).await;
+                    },
+                )
+                .await;
+                drop(receiver);
+                self.drop_transport().await;
+                Frame::Ended
+            }
+            Some(Err(tungstenite::Error::Capacity(_))) => {
+                drop(receiver);
+                self.close(1009, "Message too big").await;
+                self.drop_transport().await;
+                Frame::Ended
+            }
+            Some(Err(_)) | None => {
+                drop(receiver);
+                self.lost().await;
+                Frame::Ended
+            }
+        }
+    }
+
+    /// The next text or binary message and whether it is binary; `None`
+    /// once the socket is closed.
+    async fn next_message(&self) -> LuaResult<Option<(Bytes, bool)>> {
+        let next = async {
+            loop {
+                if let Some(message) = self.take_pending() {
+                    return Some(message);
+                }
+                if self.inner.close_code.get().is_some() {
+                    return None;
+                }
+                let receiver = self.inner.receiver.lock().await;
+                // The keep-alive may have read one while this waited for the lock.
+                if self.inner.pending.borrow().is_some() {
+                    continue;
+                }
+                match self.read_frame(receiver).await {
+                    Frame::Message(data, binary) => return Some((data, binary)),
+                    Frame::Control => {}
+                    Frame::Ended => return None,
+                }
+            }
+        };
+        let Some(interval) = self.inner.inline_keep_alive else {
+            return Ok(next.await);
+        };
+        // No background here: the keep-alive runs while this waits.
+        Ok(futures_lite::future::or(next, async {
+            keep_alive(Rc::downgrade(&self.inner), interval).await;
+            None
+        })
+        .await)
+    }
+
+    fn take_pending(&self) -> Option<(Bytes, bool)> {
+        let message = self.inner.pending.borrow_mut().take();
+        if message.is_some() {
+            self.inner.taken.notify(usize::MAX);
+        }
+        message
+    }
+
+    /// Reads frames while no `next` does, so that pongs (and the peer's
+    /// pings) are seen by a script that only sends or sleeps; a message is
+    /// kept for the next `next`, and reading pauses until it is taken.
+    /// Ends once the socket is closed.
+    async fn read_while_idle(&self) {
+        loop {
+            if self.inner.pending.borrow().is_some() {
+                let listener = self.inner.taken.listen();
+                if self.inner.pending.borrow().is_some() {
+                    listener.await;
+                }
+                continue;
+            }
+            if self.inner.close_code.get().is_some() {
+                return;
+            }
+            let receiver = self.inner.receiver.lock().await;
+            if self.inner.pending.borrow().is_some() {
+                continue;
+            }
+            match self.read_frame(receiver).await {
+                Frame::Message(data, binary) => {
+                    *self.inner.pending.borrow_mut() = Some((data, binary));
+                }
+                Frame::Control => {}
+                Frame::Ended => return,
+            }
+        }
+    }
+
+    /// Sends a keep-alive ping; false when it could not go out within
+    /// `interval`.
+    async fn ping(&self, interval: Duration) -> bool {
         self.inner.ping_sent.set(Some(Instant::now()));
         let ping = async {
             match self.inner.sender.lock().await.as_mut() {
@@ -244,88 +408,6 @@ impl<S: Transport> WebSocket<S> {
         .await
     }
 
-    /// The next text or binary message and whether it is binary; `None`
-    /// once the socket is closed. With `pingInterval`, waiting here keeps the
-    /// connection checked (pongs are read here, like every frame).
-    async fn next_message(&self) -> LuaResult<Option<(Bytes, bool)>> {
-        loop {
-            if self.inner.close_code.get().is_some() {
-                return Ok(None);
-            }
-            let mut receiver = self.inner.receiver.lock().await;
-            let Some(stream) = receiver.as_mut() else {
-                return Ok(None);
-            };
-            // A frame that is already there wins over a due ping.
-            let wake =
-                futures_lite::future::or(async { Wake::Frame(stream.next().await) }, async {
-                    futures_lite::future::or(
-                        async {
-                            self.inner.closed.wait().await;
-                            Wake::Closed
-                        },
-                        async {
-                            self.ping_due().await;
-                            Wake::PingDue
-                        },
-                    )
-                    .await
-                })
-                .await;
-            let received = match wake {
-                Wake::Frame(received) => received,
-                Wake::Closed => return Ok(None),
-                Wake::PingDue => {
-                    if !self.keep_alive().await {
-                        drop(receiver);
-                        self.mark_closed(1006);
-                        self.drop_transport().await;
-                        return Ok(None);
-                    }
-                    continue;
-                }
-            };
-            if let Some(Ok(_)) = &received {
-                self.inner.last_heard.set(Instant::now());
-                self.inner.ping_sent.set(None);
-            }
-            match received {
-                Some(Ok(Message::Text(text))) => return Ok(Some((Bytes::from(text), false))),
-                Some(Ok(Message::Binary(data))) => return Ok(Some((data, true))),
-                // Pings are answered by tungstenite itself; pongs and raw frames are not messages.
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                Some(Ok(Message::Close(frame))) => {
-                    self.mark_closed(frame.map_or(1005, |f| u16::from(f.code)));
-                    // Let tungstenite send its close reply, then hang up.
-                    futures_lite::future::or(
-                        async {
-                            let _ = stream.next().await;
-                        },
-                        async {
-                            async_io::Timer::after(std::time::Duration::from_secs(1)).await;
-                        },
-                    )
-                    .await;
-                    drop(receiver);
-                    self.drop_transport().await;
-                    return Ok(None);
-                }
-                Some(Err(tungstenite::Error::Capacity(_))) => {
-                    drop(receiver);
-                    self.close(1009, "Message too big").await;
-                    self.drop_transport().await;
-                    return Ok(None);
-                }
-                Some(Err(_)) | None => {
-                    drop(receiver);
-                    self.mark_closed(1006);
-                    self.drop_transport().await;
-                    return Ok(None);
-                }
-            }
-        }
-    }
-
     async fn send_message(&self, message: Message) -> LuaResult<()> {
         if let Some(code) = self.inner.close_code.get() {
             return Err(LuaError::runtime(format!(
@@ -338,13 +420,82 @@ impl<S: Transport> WebSocket<S> {
         };
         if let Err(e) = sink.send(message).await {
             drop(sender);
-            self.mark_closed(1006);
-            self.drop_transport().await;
+            self.lost().await;
             return Err(LuaError::runtime(format!(
                 "WebSocket closed while sending: {e}"
             )));
         }
         Ok(())
+    }
+}
+
+/// `pingInterval`: a peer silent for the interval is pinged, and one that
+/// stays silent as long again is dropped (closed with 1006). Runs until the
+/// socket is closed or gone; meanwhile it reads frames whenever no `next`
+/// does. A message kept unread for the script counts as the peer being
+/// heard: it is sending, and what it sent after is not read yet.
+async fn keep_alive<S: Transport>(socket: Weak<Inner<S>>, interval: Duration) {
+    let Some(abandoned) = socket.upgrade().map(|inner| inner.abandoned.clone()) else {
+        return;
+    };
+    futures_lite::future::or(keep_checking(socket, interval), abandoned.wait()).await;
+}
+
+async fn keep_checking<S: Transport>(socket: Weak<Inner<S>>, interval: Duration) {
+    let socket = || {
+        socket
+            .upgrade()
+            .map(|inner| WebSocket { inner, owner: None })
+    };
+    loop {
+        let due = {
+            let Some(socket) = socket() else { return };
+            if socket.inner.close_code.get().is_some() {
+                return;
+            }
+            let inner = &socket.inner;
+            inner
+                .ping_sent
+                .get()
+                .unwrap_or_else(|| inner.last_heard.get())
+                + interval
+        };
+        let Some(current) = socket() else { return };
+        let reading = async {
+            current.read_while_idle().await;
+            true
+        };
+        let closed = futures_lite::future::or(reading, async {
+            async_io::Timer::at(due).await;
+            false
+        })
+        .await;
+        drop(current);
+        let Some(socket) = socket() else { return };
+        let inner = &socket.inner;
+        if closed || inner.close_code.get().is_some() {
+            return;
+        }
+        if inner.pending.borrow().is_some() {
+            inner.last_heard.set(Instant::now());
+            inner.ping_sent.set(None);
+            continue;
+        }
+        match inner.ping_sent.get() {
+            // Unanswered for the interval.
+            Some(sent) if sent.elapsed() >= interval => {
+                socket.lost().await;
+                return;
+            }
+            Some(_) => {}
+            None if inner.last_heard.get().elapsed() >= interval => {
+                if !socket.ping(interval).await {
+                    socket.lost().await;
+                    return;
+                }
+            }
+            None => {}
+        }
     }
 }
 
