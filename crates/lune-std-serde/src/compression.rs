@@ -106,6 +106,27 @@ pub fn decoder<'a, R: BufRead + Send + 'a>(
     })
 }
 
+/// The error an [`Inflater`] fails with past its output limit; find it
+/// with [`is_limit_exceeded`].
+#[derive(Debug)]
+pub struct LimitExceeded;
+
+impl std::fmt::Display for LimitExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the decoded data is larger than its limit")
+    }
+}
+
+impl std::error::Error for LimitExceeded {}
+
+/// True when `error` is an [`Inflater`]'s [`LimitExceeded`].
+#[must_use]
+pub fn is_limit_exceeded(error: &io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<LimitExceeded>())
+}
+
 /// Output of an [`Inflater`], refusing to grow past its limit.
 struct Sink {
     out: Vec<u8>,
@@ -116,7 +137,7 @@ struct Sink {
 impl Write for Sink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.total.saturating_add(buf.len()) > self.limit {
-            return Err(io::Error::new(io::ErrorKind::FileTooLarge, "output limit"));
+            return Err(io::Error::other(LimitExceeded));
         }
         self.total += buf.len();
         self.out.extend_from_slice(buf);
@@ -139,9 +160,10 @@ enum Decoder {
     Done,
 }
 
-/// A decoder fed as compressed bytes arrive (a streamed response body),
-/// never producing more than its limit: past it, [`Inflater::feed`] fails
-/// with `ErrorKind::FileTooLarge` before the output grows further.
+/// A decoder fed as compressed bytes arrive (a streamed body), never
+/// producing more than its limit: past it, [`Inflater::feed`] fails with
+/// [`LimitExceeded`] before the output grows further. What the input so far
+/// completes comes out at once (a sender's sync flush is honoured).
 pub struct Inflater {
     decoder: Decoder,
 }
@@ -187,45 +209,73 @@ impl Inflater {
         }
     }
 
-    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        for slice in data.chunks(FEED_SLICE) {
-            match &mut self.decoder {
-                Decoder::Gzip(d) => d.write_all(slice)?,
-                Decoder::Zlib(d) => d.write_all(slice)?,
-                Decoder::Deflate(d) => d.write_all(slice)?,
-                Decoder::Brotli(d) => d.write_all(slice)?,
-                Decoder::Zstd(d) => d.write_all(slice)?,
-                Decoder::Undecided(..) | Decoder::Done => {}
-            }
+    fn write_slice(&mut self, slice: &[u8]) -> io::Result<()> {
+        match &mut self.decoder {
+            Decoder::Gzip(d) => d.write_all(slice),
+            Decoder::Zlib(d) => d.write_all(slice),
+            Decoder::Deflate(d) => d.write_all(slice),
+            Decoder::Brotli(d) => d.write_all(slice),
+            Decoder::Zstd(d) => d.write_all(slice),
+            Decoder::Undecided(..) | Decoder::Done => Ok(()),
         }
-        Ok(())
+    }
+
+    /// Pushes out what the decoder holds back (flate2 and zstd keep the
+    /// output of the last write until the next one).
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.decoder {
+            Decoder::Gzip(d) => d.flush(),
+            Decoder::Zlib(d) => d.flush(),
+            Decoder::Deflate(d) => d.flush(),
+            Decoder::Brotli(d) => d.flush(),
+            Decoder::Zstd(d) => d.flush(),
+            Decoder::Undecided(..) | Decoder::Done => Ok(()),
+        }
     }
 
     /// Decodes `data` and returns the output it completed.
     pub fn feed(&mut self, data: &[u8]) -> io::Result<Vec<u8>> {
+        self.feed_some(data, usize::MAX).map(|(_, out)| out)
+    }
+
+    /// Decodes `data` until it made at least `max_output` bytes (for
+    /// bounded work per call); returns how much of `data` it took, and the
+    /// output. The rest of `data` is for the next call.
+    pub fn feed_some(&mut self, data: &[u8], max_output: usize) -> io::Result<(usize, Vec<u8>)> {
+        let mut used = 0;
         if let Decoder::Undecided(head, _) = &mut self.decoder {
-            head.extend_from_slice(data);
+            let want = 2 - head.len().min(2);
+            let take = want.min(data.len());
+            head.extend_from_slice(&data[..take]);
+            used = take;
             if head.len() < 2 {
-                return Ok(Vec::new());
+                return Ok((used, Vec::new()));
             }
             let Decoder::Undecided(head, sink) =
                 std::mem::replace(&mut self.decoder, Decoder::Done)
             else {
-                return Ok(Vec::new());
+                return Ok((used, Vec::new()));
             };
             self.decoder = if has_zlib_header(&head) {
                 Decoder::Zlib(flate2::write::ZlibDecoder::new(sink))
             } else {
                 Decoder::Deflate(flate2::write::DeflateDecoder::new(sink))
             };
-            self.write_all(&head)?;
-        } else {
-            self.write_all(data)?;
+            self.write_slice(&head)?;
         }
-        Ok(self
+        for slice in data[used..].chunks(FEED_SLICE) {
+            self.write_slice(slice)?;
+            used += slice.len();
+            if self.sink().is_some_and(|s| s.out.len() >= max_output) {
+                break;
+            }
+        }
+        self.flush()?;
+        let out = self
             .sink()
             .map(|s| std::mem::take(&mut s.out))
-            .unwrap_or_default())
+            .unwrap_or_default();
+        Ok((used, out))
     }
 
     /// Ends the input; returns the last output. Truncated input is an error.
@@ -332,8 +382,59 @@ mod tests {
                 .feed(&packed)
                 .and_then(|_| small.finish())
                 .unwrap_err();
-            assert_eq!(err.kind(), io::ErrorKind::FileTooLarge, "{format:?}");
+            assert!(is_limit_exceeded(&err), "{format:?}: {err}");
         }
+    }
+
+    /// Regression: a gzip body whose first part was sync-flushed came out
+    /// only once more bytes arrived (flate2 holds a write's output back).
+    #[test]
+    fn flushed_input_comes_out_at_once() {
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gzip.write_all(b"first|").unwrap();
+        gzip.flush().unwrap();
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        zlib.write_all(b"first|").unwrap();
+        zlib.flush().unwrap();
+        let mut brotli = brotli::CompressorWriter::new(Vec::new(), 4096, 5, 22);
+        brotli.write_all(b"first|").unwrap();
+        brotli.flush().unwrap();
+        let mut zstd = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        zstd.write_all(b"first|").unwrap();
+        zstd.flush().unwrap();
+        for (format, flushed) in [
+            (CompressionFormat::Gzip, gzip.get_ref().clone()),
+            (CompressionFormat::Zlib, zlib.get_ref().clone()),
+            (CompressionFormat::Brotli, brotli.get_ref().clone()),
+            (CompressionFormat::Zstd, zstd.get_ref().clone()),
+        ] {
+            let mut inflater = Inflater::new(format, 1 << 20).unwrap();
+            assert_eq!(inflater.feed(&flushed).unwrap(), b"first|", "{format:?}");
+        }
+    }
+
+    #[test]
+    fn feeding_some_stops_near_the_output_asked_for() {
+        let mut seed = 1u32;
+        let data: Vec<u8> = (0..4 << 20)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                (seed >> 24) as u8
+            })
+            .collect();
+        let packed = compress(CompressionFormat::Gzip, &data, None).unwrap();
+        let mut inflater = Inflater::new(CompressionFormat::Gzip, usize::MAX).unwrap();
+        let (used, out) = inflater.feed_some(&packed, 64 * 1024).unwrap();
+        assert!(used < packed.len(), "input is left for later");
+        assert!(
+            out.len() >= 64 * 1024 && out.len() < 4 << 20,
+            "{}",
+            out.len()
+        );
+        let mut all = out;
+        all.extend(inflater.feed(&packed[used..]).unwrap());
+        all.extend(inflater.finish().unwrap());
+        assert_eq!(all.len(), data.len());
     }
 
     #[test]

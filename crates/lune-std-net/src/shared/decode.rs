@@ -1,18 +1,17 @@
-//! Body decompression for the client and the server: bounded by the limit
-//! that applies, and never a long stall of the Luau thread. Output is made
-//! in small steps; the first [`INLINE_BUDGET`] bytes are inflated in place
-//! (small bodies cost no thread hop) and the rest on a blocking thread, so
-//! what decides is the decoded size, not the compressed one.
-
-use std::io::{self, Cursor, Read};
+//! Body decompression for the client and the server, whole or streamed:
+//! ONE incremental decoder ([`Decoder`]), bounded by the limit that applies,
+//! that hands out what the input so far completes (a sender's sync flush
+//! comes out at once) and never stalls the Luau thread: each piece of input
+//! is inflated in place up to [`INLINE_BUDGET`] bytes of output, and the
+//! rest of it on a blocking thread, so what decides is the decoded size, not
+//! the compressed one.
 
 use bytes::Bytes;
-use lune_std_serde::compression::{self, CompressionFormat};
+use lune_std_serde::compression::{self, CompressionFormat, Inflater};
 
-/// Decoded bytes made on the Luau thread before the rest moves off it.
+/// Decoded bytes made per piece of input on the Luau thread before the
+/// rest of that piece moves off it.
 const INLINE_BUDGET: usize = 256 * 1024;
-/// Decoded bytes made per step.
-const STEP: usize = 64 * 1024;
 
 /// Why a body could not be decoded.
 #[derive(Debug)]
@@ -20,7 +19,7 @@ pub(crate) enum DecodeError {
     /// It inflates to more than the limit.
     TooLarge { limit: usize },
     /// It is not valid data of its encoding.
-    Invalid(io::Error),
+    Invalid(std::io::Error),
 }
 
 impl std::fmt::Display for DecodeError {
@@ -38,63 +37,86 @@ pub(crate) fn format_of(content_encoding: &str) -> Option<CompressionFormat> {
         .filter(|format| *format != CompressionFormat::Lz4)
 }
 
-struct Decoding {
-    reader: Box<dyn Read + Send>,
-    out: Vec<u8>,
+/// The decoder of one body, fed its pieces as they arrive.
+pub(crate) struct Decoder {
+    /// Out only while a blocking thread has it (a cancelled read loses it:
+    /// the body is then broken).
+    inflater: Option<Inflater>,
     limit: usize,
 }
 
-impl Decoding {
-    /// Inflates until `until` output bytes or the end; true at the end.
-    fn run(&mut self, until: usize) -> Result<bool, DecodeError> {
-        while self.out.len() < until {
-            let start = self.out.len();
-            // At most one byte past the limit is ever made.
-            let room = (self.limit - start.min(self.limit)).saturating_add(1);
-            let want = STEP.min(room);
-            self.out.resize(start + want, 0);
-            let read = self.reader.read(&mut self.out[start..]);
-            let n = match read {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
-                Err(e) => {
-                    self.out.truncate(start);
-                    return Err(DecodeError::Invalid(e));
-                }
-            };
-            self.out.truncate(start + n);
-            if self.out.len() > self.limit {
-                return Err(DecodeError::TooLarge { limit: self.limit });
-            }
-            if n == 0 && want > 0 {
-                return Ok(true);
-            }
+impl Decoder {
+    pub(crate) fn new(
+        format: CompressionFormat,
+        limit: Option<usize>,
+    ) -> Result<Self, DecodeError> {
+        let limit = limit.unwrap_or(usize::MAX);
+        Ok(Self {
+            inflater: Some(Inflater::new(format, limit).map_err(DecodeError::Invalid)?),
+            limit,
+        })
+    }
+
+    fn error(&self, e: std::io::Error) -> DecodeError {
+        if compression::is_limit_exceeded(&e) {
+            DecodeError::TooLarge { limit: self.limit }
+        } else {
+            DecodeError::Invalid(e)
         }
-        Ok(false)
+    }
+
+    fn inflater(&mut self) -> Result<&mut Inflater, DecodeError> {
+        self.inflater.as_mut().ok_or_else(interrupted)
+    }
+
+    /// Decodes the next piece of the body: the output it completed.
+    pub(crate) async fn feed(&mut self, data: Bytes) -> Result<Bytes, DecodeError> {
+        let fed = self.inflater()?.feed_some(&data, INLINE_BUDGET);
+        let (used, mut out) = fed.map_err(|e| self.error(e))?;
+        if used < data.len() {
+            let inflater = self.inflater.take().ok_or_else(interrupted)?;
+            let rest = data.slice(used..);
+            let (inflater, more) = blocking::unblock(move || {
+                let mut inflater = inflater;
+                let more = inflater.feed(&rest);
+                (inflater, more)
+            })
+            .await;
+            self.inflater = Some(inflater);
+            out.extend(more.map_err(|e| self.error(e))?);
+        }
+        Ok(Bytes::from(out))
+    }
+
+    /// Ends the body: the last output; truncated input is an error.
+    pub(crate) fn finish(&mut self) -> Result<Bytes, DecodeError> {
+        let last = self.inflater()?.finish();
+        last.map(Bytes::from).map_err(|e| self.error(e))
     }
 }
 
-/// Inflates `data` encoded as `format` to at most `limit` bytes.
+fn interrupted() -> DecodeError {
+    DecodeError::Invalid(std::io::Error::other(
+        "decoding was interrupted by a cancelled read",
+    ))
+}
+
+/// Inflates a whole body `data` encoded as `format` to at most `limit` bytes.
 pub(crate) async fn decode(
     format: CompressionFormat,
     data: Bytes,
     limit: Option<usize>,
 ) -> Result<Bytes, DecodeError> {
-    let reader = compression::decoder(format, Cursor::new(data)).map_err(DecodeError::Invalid)?;
-    let mut decoding = Decoding {
-        reader,
-        out: Vec::new(),
-        limit: limit.unwrap_or(usize::MAX - 1),
-    };
-    if decoding.run(INLINE_BUDGET)? {
-        return Ok(Bytes::from(decoding.out));
+    let mut decoder = Decoder::new(format, limit)?;
+    let out = decoder.feed(data).await?;
+    let last = decoder.finish()?;
+    if last.is_empty() {
+        return Ok(out);
     }
-    let decoded = blocking::unblock(move || {
-        decoding.run(usize::MAX)?;
-        Ok(decoding.out)
-    })
-    .await?;
-    Ok(Bytes::from(decoded))
+    let mut all = Vec::with_capacity(out.len() + last.len());
+    all.extend_from_slice(&out);
+    all.extend_from_slice(&last);
+    Ok(Bytes::from(all))
 }
 
 #[cfg(test)]
@@ -131,6 +153,25 @@ mod tests {
         }
         let over = async_io::block_on(decode(CompressionFormat::Gzip, gzip_of_zeros(11), Some(10)));
         assert!(matches!(over, Err(DecodeError::TooLarge { .. })));
+    }
+
+    /// Regression (Part C 2): a sync-flushed first part of a gzip body was
+    /// held back until more bytes arrived.
+    #[test]
+    fn a_flushed_piece_comes_out_when_it_arrives() {
+        use std::io::Write;
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gzip.write_all(b"first|").expect("written");
+        gzip.flush().expect("flushed");
+        let first = Bytes::from(gzip.get_ref().clone());
+        gzip.write_all(b"second").expect("written");
+        let whole = Bytes::from(gzip.finish().expect("finished"));
+        let mut decoder = Decoder::new(CompressionFormat::Gzip, None).expect("a decoder");
+        let out = async_io::block_on(decoder.feed(first.clone())).expect("decoded");
+        assert_eq!(&out[..], b"first|");
+        let rest = async_io::block_on(decoder.feed(whole.slice(first.len()..))).expect("decoded");
+        let last = decoder.finish().expect("ended");
+        assert_eq!([&rest[..], &last[..]].concat(), b"second");
     }
 
     #[test]

@@ -10,10 +10,14 @@ use bytes::Bytes;
 use futures_lite::future;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use lune_std_serde::compression::{CompressionFormat, Inflater};
+use lune_std_serde::compression::CompressionFormat;
 use mlua::prelude::*;
 
-use super::{options, signal::Signal};
+use super::{
+    decode::{DecodeError, Decoder},
+    options,
+    signal::Signal,
+};
 use crate::{client::Lease, rt::ConnTasks};
 
 /// `read()` without a size returns at most this much.
@@ -23,7 +27,7 @@ struct State {
     incoming: Option<Incoming>,
     /// The tasks of the connection that delivers it.
     tasks: Option<Rc<ConnTasks>>,
-    inflater: Option<Inflater>,
+    decoder: Option<Decoder>,
     /// Decoded bytes not yet handed out.
     pending: Bytes,
     /// Decoded bytes so far, against the limit.
@@ -52,15 +56,16 @@ impl BodyReader {
         lease: Option<Lease>,
         url: &url::Url,
     ) -> std::io::Result<Self> {
-        let inflater = format
-            .map(|f| Inflater::new(f, limit.unwrap_or(usize::MAX)))
-            .transpose()?;
+        let decoder = format
+            .map(|f| Decoder::new(f, limit))
+            .transpose()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
         Ok(Self {
             inner: Rc::new(Inner {
                 state: Mutex::new(State {
                     incoming: Some(incoming),
                     tasks: Some(tasks),
-                    inflater,
+                    decoder,
                     pending: Bytes::new(),
                     received: 0,
                     limit,
@@ -80,23 +85,20 @@ impl BodyReader {
     }
 
     /// Decodes one piece of the body into `state.pending`, or ends it.
-    fn take_in(&self, state: &mut State, data: Option<Bytes>) -> LuaResult<()> {
-        let url = &self.inner.url;
-        let limit = state.limit;
-        let decode_error = |e: std::io::Error| match (e.kind(), limit) {
-            (std::io::ErrorKind::FileTooLarge, Some(limit)) => self.too_large(limit),
-            _ => LuaError::runtime(format!(
-                "Failed to decompress the response body from {url}: {e}"
+    async fn take_in(&self, state: &mut State, data: Option<Bytes>) -> LuaResult<()> {
+        let decoded = match (&mut state.decoder, data) {
+            (Some(decoder), Some(data)) => decoder.feed(data).await,
+            (Some(decoder), None) => decoder.finish(),
+            (None, Some(data)) => Ok(data),
+            (None, None) => Ok(Bytes::new()),
+        };
+        let decoded = decoded.map_err(|e| match e {
+            DecodeError::TooLarge { limit } => self.too_large(limit),
+            DecodeError::Invalid(e) => LuaError::runtime(format!(
+                "Failed to decompress the response body from {}: {e}",
+                self.inner.url
             )),
-        };
-        let decoded = match (&mut state.inflater, data) {
-            (Some(inflater), Some(data)) => {
-                Bytes::from(inflater.feed(&data).map_err(decode_error)?)
-            }
-            (Some(inflater), None) => Bytes::from(inflater.finish().map_err(decode_error)?),
-            (None, Some(data)) => data,
-            (None, None) => Bytes::new(),
-        };
+        })?;
         state.received += decoded.len();
         if let Some(limit) = state.limit
             && state.received > limit
@@ -136,7 +138,7 @@ impl BodyReader {
                 Some(None) => {
                     state.incoming = None;
                     state.tasks = None;
-                    let ended = self.take_in(&mut state, None);
+                    let ended = self.take_in(&mut state, None).await;
                     if ended.is_ok()
                         && let Some(lease) = state.lease.take()
                     {
@@ -145,7 +147,7 @@ impl BodyReader {
                     ended
                 }
                 Some(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) => self.take_in(&mut state, Some(data)),
+                    Ok(data) => self.take_in(&mut state, Some(data)).await,
                     Err(_) => Ok(()),
                 },
                 Some(Some(Err(e))) => Err(LuaError::runtime(format!(
