@@ -495,7 +495,7 @@ pub fn http1_request(data: &[u8]) {
     let (header_timeout, send_timeout) = (config.header_timeout, config.send_timeout);
     let in_flight = Arc::new(InFlight::default());
     let service = Counted {
-        service: Service::new(lua.clone(), config)
+        service: Service::new(lua.clone(), config, crate::server::Lifetime::default())
             .for_connection(Some(SocketAddr::from(([127, 0, 0, 1], 1))), None),
         in_flight: in_flight.clone(),
     };

@@ -122,9 +122,7 @@ impl std::error::Error for LimitExceeded {}
 /// True when `error` is an [`Inflater`]'s [`LimitExceeded`].
 #[must_use]
 pub fn is_limit_exceeded(error: &io::Error) -> bool {
-    error
-        .get_ref()
-        .is_some_and(|inner| inner.is::<LimitExceeded>())
+    matches!(error.get_ref(), Some(inner) if inner.is::<LimitExceeded>())
 }
 
 /// Output of an [`Inflater`], refusing to grow past its limit.

@@ -2,7 +2,7 @@
 //! they run on the script's thread while the runtime's
 //! [`crate::reactor::block_on`] drives it, and are dropped, wherever they
 //! are, once the future it was given ends. The runtime waits for signals
-//! here; the network library pings idle WebSockets here.
+//! here; the network library pings idle `WebSocket`s here.
 //!
 //! Under another `block_on` (this library embedded in Lune itself) there is
 //! no background: [`spawn`] hands the future back.
@@ -67,17 +67,19 @@ mod tests {
     use super::{is_available, spawn};
     use crate::reactor::block_on;
 
+    struct Flag(Rc<Cell<bool>>);
+
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.set(true);
+        }
+    }
+
     #[test]
     fn background_tasks_run_and_never_hold_the_run_open() {
         assert!(!is_available(), "no background outside block_on");
         let ran = Rc::new(Cell::new(false));
         let dropped = Rc::new(Cell::new(false));
-        struct Flag(Rc<Cell<bool>>);
-        impl Drop for Flag {
-            fn drop(&mut self) {
-                self.0.set(true);
-            }
-        }
         let (ran2, flag) = (ran.clone(), Flag(dropped.clone()));
         let (tx, rx) = async_channel::bounded::<()>(1);
         block_on(async move {

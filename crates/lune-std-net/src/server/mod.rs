@@ -135,10 +135,20 @@ impl Drop for Open {
 }
 
 /// What outlives a request on one server: its shutdown and its count of
-/// connections (upgraded WebSockets among them).
+/// connections (upgraded `WebSocket`s among them).
 pub(crate) struct Lifetime {
     shutdown: Rc<Shutdown>,
     connections: Rc<Connections>,
+}
+
+impl Default for Lifetime {
+    /// Of a server nobody stops (the fuzzer's).
+    fn default() -> Self {
+        Self {
+            shutdown: Rc::default(),
+            connections: Connections::new(),
+        }
+    }
 }
 
 /// How a server stops: `stop` sets how long in-flight requests may take

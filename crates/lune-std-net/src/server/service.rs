@@ -27,7 +27,7 @@ struct Inner {
     protocols: Rc<[String]>,
     websocket: websocket::Settings,
     limits: Limits,
-    /// Upgraded WebSockets count as connections and end with the server.
+    /// Upgraded `WebSocket`s count as connections and end with the server.
     lifetime: Lifetime,
 }
 

@@ -481,20 +481,15 @@ async fn keep_checking<S: Transport>(socket: Weak<Inner<S>>, interval: Duration)
             inner.ping_sent.set(None);
             continue;
         }
-        match inner.ping_sent.get() {
-            // Unanswered for the interval.
-            Some(sent) if sent.elapsed() >= interval => {
-                socket.lost().await;
-                return;
-            }
-            Some(_) => {}
-            None if inner.last_heard.get().elapsed() >= interval => {
-                if !socket.ping(interval).await {
-                    socket.lost().await;
-                    return;
-                }
-            }
-            None => {}
+        let unanswered = inner
+            .ping_sent
+            .get()
+            .is_some_and(|sent| sent.elapsed() >= interval);
+        let ping_due =
+            inner.ping_sent.get().is_none() && inner.last_heard.get().elapsed() >= interval;
+        if unanswered || (ping_due && !socket.ping(interval).await) {
+            socket.lost().await;
+            return;
         }
     }
 }
