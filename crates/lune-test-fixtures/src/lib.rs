@@ -1,7 +1,8 @@
 //! Local servers for the Luau test suite and the benchmarks: an httpbin-like
 //! HTTP/1.1 server, the same over TLS (HTTP/2 by ALPN) with a certificate
-//! authority made at start, an untrusted TLS server, a forward proxy, and TCP
-//! and TLS echo servers. Nothing here touches the internet.
+//! authority made at start, an untrusted TLS server, a forward proxy, TCP
+//! and TLS echo servers, and a blackholed address (connecting to it never
+//! completes). Nothing here touches the internet.
 
 use std::{io, path::PathBuf, sync::Arc};
 
@@ -48,6 +49,7 @@ pub fn start() -> io::Result<Fixtures> {
     let tcp_echo = bind()?;
     let tls_echo = bind()?;
     let drop_mid_body = bind()?;
+    let blackhole = blackhole()?;
     let addr = |l: &TcpListener| l.local_addr();
     let env = vec![
         (
@@ -80,6 +82,7 @@ pub fn start() -> io::Result<Fixtures> {
             "LUNE_TEST_TLS_ECHO".into(),
             format!("localhost:{}", addr(&tls_echo)?.port()),
         ),
+        ("LUNE_TEST_BLACKHOLE".into(), blackhole.to_string()),
         (
             "LUNE_TEST_HTTP_DROP".into(),
             format!("http://127.0.0.1:{}", addr(&drop_mid_body)?.port()),
@@ -103,6 +106,25 @@ pub fn start() -> io::Result<Fixtures> {
         drop_mid_body_reply(stream)
     }));
     Ok(Fixtures { env })
+}
+
+/// An address whose connects hang: a listener with a backlog of 0 that
+/// never accepts, its queue filled by one connection of its own, so the
+/// kernel drops every further SYN (as a firewall that drops packets does).
+/// Both sockets live until the process exits.
+fn blackhole() -> io::Result<std::net::SocketAddr> {
+    use socket2::{Domain, Socket, Type};
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    listener.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+    listener.listen(0)?;
+    let addr = listener
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("the blackhole is not an IP socket"))?;
+    let filler = std::net::TcpStream::connect(addr)?;
+    std::mem::forget(listener);
+    std::mem::forget(filler);
+    Ok(addr)
 }
 
 fn bind() -> io::Result<TcpListener> {

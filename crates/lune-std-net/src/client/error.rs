@@ -2,7 +2,8 @@
 
 use std::{fmt, time::Duration};
 
-use super::{connect::ConnectError, redirect::RedirectError};
+use super::redirect::RedirectError;
+use crate::rt::connect::ConnectError;
 use crate::shared::body::BodyError;
 
 /// Why a request failed.

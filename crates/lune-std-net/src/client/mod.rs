@@ -2,10 +2,9 @@
 //! (pool checkout, safe retries, redirects, the timeout); the request on the
 //! wire is built in `request.rs`, responses are read in `response.rs`, errors
 //! live in `error.rs`, redirect rules in `redirect.rs`, connections in
-//! `pool.rs` and `connect.rs`.
+//! `pool.rs` (sockets from `rt::connect`).
 
 pub(crate) mod config;
-pub(crate) mod connect;
 mod error;
 pub(crate) mod fetch;
 mod pool;
@@ -16,7 +15,6 @@ mod request;
 mod response;
 pub(crate) mod sse;
 pub(crate) mod tcp;
-pub(crate) mod tls;
 pub(crate) mod ws;
 
 use http::{HeaderName, HeaderValue, Method, header};

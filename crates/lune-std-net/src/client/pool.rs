@@ -16,24 +16,33 @@ use event_listener::Event;
 use http::HeaderValue;
 use hyper::client::conn::{http1, http2};
 
-use super::{
-    connect::{self, ConnectError},
-    tls::Alpn,
-};
 use crate::{
-    rt::{ClientExecutor, ConnTasks, HyperTimer},
-    shared::{body::OutBody, stream::Stream},
+    rt::{
+        ClientExecutor, ConnTasks, HyperTimer,
+        connect::{self, ConnectError, Proxy, Target},
+        tls::Alpn,
+    },
+    shared::body::OutBody,
 };
 
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 const MAX_IDLE_PER_ORIGIN: usize = 64;
 /// The longest a connection may take to be made (TCP, proxy, TLS, HTTP/2).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = connect::DEFAULT_CONNECT_TIMEOUT;
 /// How often a request waiting for another's connect checks that the other
 /// thread was not cancelled.
 const LIVENESS_CHECK: Duration = Duration::from_millis(100);
 
 pub(crate) type Body = OutBody;
+
+/// `fut`'s output, or `None` once `deadline` has passed.
+async fn within<T>(deadline: Instant, fut: impl Future<Output = T>) -> Option<T> {
+    futures_lite::future::or(async { Some(fut.await) }, async {
+        async_io::Timer::at(deadline).await;
+        None
+    })
+    .await
+}
 
 /// Where a connection goes: scheme, host, port and the proxy in between,
 /// or the Unix socket that carries it (`options.unixSocket`).
@@ -118,7 +127,11 @@ struct ConnectingGuard {
 
 impl Drop for ConnectingGuard {
     fn drop(&mut self) {
-        let mut state = self.state.borrow_mut();
+        // Never a panic in a Drop (this one also runs at teardown): a state
+        // in use elsewhere keeps its entry, which its own owner clears.
+        let Ok(mut state) = self.state.try_borrow_mut() else {
+            return;
+        };
         if state
             .connecting
             .get(&self.origin)
@@ -204,14 +217,7 @@ impl Pool {
                 id,
             }
         });
-        let opened = futures_lite::future::or(self.open(origin, user_agent), async {
-            async_io::Timer::after(CONNECT_TIMEOUT).await;
-            Err(ConnectError::Timeout {
-                addr: format!("{}:{}", origin.host, origin.port),
-                after: CONNECT_TIMEOUT,
-            })
-        })
-        .await;
+        let opened = self.open(origin, user_agent).await;
         drop(guard);
         opened.map(|(sender, tasks)| Checkout {
             sender,
@@ -283,19 +289,24 @@ impl Pool {
         origin: &Origin,
         user_agent: Option<&HeaderValue>,
     ) -> Result<(Sender, Rc<ConnTasks>), ConnectError> {
-        let alpn = origin.https.then_some(Alpn::Http);
-        let stream = if let Some(path) = &origin.unix {
-            // The client refuses https over a Unix socket before it gets here.
-            connect::unix(path).await?
-        } else {
-            match (&origin.proxy, alpn) {
-                (Some(proxy), Some(alpn)) => {
-                    let tcp = connect::tunnel(proxy, &origin.host, origin.port, user_agent).await?;
-                    connect::tls(tcp, &origin.host, alpn).await?
-                }
-                (Some(proxy), None) => Stream::Plain(connect::tcp(&proxy.0, proxy.1).await?),
-                (None, alpn) => connect::connect(&origin.host, origin.port, alpn).await?,
-            }
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        // The client refuses https over a Unix socket before it gets here.
+        let target = Target {
+            host: &origin.host,
+            port: origin.port,
+            unix: origin.unix.as_deref(),
+            tls: origin.https.then_some(Alpn::Http),
+            proxy: origin.proxy.as_ref().map(|addr| Proxy {
+                addr,
+                tunnel: false,
+            }),
+            user_agent,
+        };
+        let stream = connect::open(&target, CONNECT_TIMEOUT).await?;
+        // The HTTP handshake counts toward the same bound.
+        let timed_out = || ConnectError::Timeout {
+            addr: format!("{}:{}", connect::bare(&origin.host), origin.port),
+            after: CONNECT_TIMEOUT,
         };
         let handshake_failed = ConnectError::Handshake;
         let tasks = ConnTasks::new();
@@ -303,7 +314,10 @@ impl Pool {
             let handshake = http2::Builder::new(ClientExecutor::new(&tasks))
                 .timer(HyperTimer::new())
                 .handshake(stream);
-            let (sender, conn) = tasks.drive(handshake).await.map_err(handshake_failed)?;
+            let (sender, conn) = within(deadline, tasks.drive(handshake))
+                .await
+                .ok_or_else(timed_out)?
+                .map_err(handshake_failed)?;
             tasks.spawn(async move {
                 let _ = conn.await;
             });
@@ -313,9 +327,9 @@ impl Pool {
                 .insert(origin.clone(), (sender.clone(), tasks.clone()));
             Ok((Sender::H2(sender), tasks))
         } else {
-            let (sender, conn) = http1::Builder::new()
-                .handshake(stream)
+            let (sender, conn) = within(deadline, http1::Builder::new().handshake(stream))
                 .await
+                .ok_or_else(timed_out)?
                 .map_err(handshake_failed)?;
             tasks.spawn(async move {
                 let _ = conn.await;

@@ -1,4 +1,5 @@
-//! `HTTP_PROXY` / `HTTPS_PROXY` / `NO_PROXY` (either case) for `net.request`.
+//! `HTTP_PROXY` / `HTTPS_PROXY` / `NO_PROXY` (either case) for `net.request`
+//! (and `net.sse.connect` through it) and `net.socket` (`wss` as `https`).
 
 use url::Url;
 
@@ -7,7 +8,7 @@ use url::Url;
 /// traffic direct instead would silently bypass the proxy.
 pub(crate) fn for_url(url: &Url) -> Result<Option<(String, u16)>, String> {
     let names: &[&str] = match url.scheme() {
-        "https" => &["https_proxy", "HTTPS_PROXY"],
+        "https" | "wss" => &["https_proxy", "HTTPS_PROXY"],
         _ => &["http_proxy", "HTTP_PROXY"],
     };
     let Some((name, proxy)) = names.iter().find_map(|name| {

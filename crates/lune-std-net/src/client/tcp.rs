@@ -5,16 +5,23 @@ use std::path::PathBuf;
 
 use mlua::prelude::*;
 
-use super::{connect, tls::Alpn};
-use crate::shared::{
-    options::Options,
-    tcp::{Endpoints, TcpStream},
+use crate::{
+    rt::{
+        connect::{self, DEFAULT_CONNECT_TIMEOUT, Target},
+        tls::Alpn,
+    },
+    shared::{
+        options::Options,
+        tcp::{Endpoints, TcpStream},
+    },
 };
 
-/// `config` of `net.tcp.connect`: `true` for TLS, or `{ tls?, ttl? }`.
+/// `config` of `net.tcp.connect`: `true` for TLS, or `{ tls?, ttl?, timeout? }`.
 pub(crate) struct TcpConfig {
     tls: bool,
     ttl: Option<u32>,
+    /// How long the connection (and TLS handshake) may take.
+    timeout: std::time::Duration,
 }
 
 impl FromLua for TcpConfig {
@@ -23,17 +30,25 @@ impl FromLua for TcpConfig {
             LuaValue::Nil => Ok(Self {
                 tls: false,
                 ttl: None,
+                timeout: DEFAULT_CONNECT_TIMEOUT,
             }),
-            LuaValue::Boolean(tls) => Ok(Self { tls, ttl: None }),
+            LuaValue::Boolean(tls) => Ok(Self {
+                tls,
+                ttl: None,
+                timeout: DEFAULT_CONNECT_TIMEOUT,
+            }),
             LuaValue::Table(t) => {
                 let fields = Options::new(&t);
                 Ok(Self {
                     tls: fields.flag("tls")?.unwrap_or(false),
                     ttl: fields.whole("ttl", 0, 255)?.map(|ttl| ttl as u32),
+                    timeout: fields
+                        .seconds("timeout")?
+                        .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
                 })
             }
             other => Err(LuaError::runtime(format!(
-                "Invalid TCP config - expected a boolean or a table {{ tls?, ttl? }}, got {}",
+                "Invalid TCP config - expected a boolean or a table {{ tls?, ttl?, timeout? }}, got {}",
                 lune_utils::type_name(&other)
             ))),
         }
@@ -42,8 +57,20 @@ impl FromLua for TcpConfig {
 
 /// Connects to `host:port` as `config` says.
 pub(crate) async fn connect(host: &str, port: u16, config: TcpConfig) -> LuaResult<TcpStream> {
-    let tcp = connect::tcp(host, port).await.map_err(LuaError::external)?;
-    let socket = tcp.get_ref();
+    let target = Target {
+        host,
+        port,
+        unix: None,
+        tls: config.tls.then_some(Alpn::Raw),
+        proxy: None,
+        user_agent: None,
+    };
+    let stream = connect::open(&target, config.timeout)
+        .await
+        .map_err(LuaError::external)?;
+    let socket = stream
+        .tcp()
+        .ok_or_else(|| LuaError::runtime(format!("Connection to {host}:{port} is not TCP")))?;
     let (local, remote) = socket
         .local_addr()
         .and_then(|local| Ok((local, socket.peer_addr()?)))
@@ -51,18 +78,13 @@ pub(crate) async fn connect(host: &str, port: u16, config: TcpConfig) -> LuaResu
     if let Some(ttl) = config.ttl {
         socket.set_ttl(ttl)?;
     }
-    let stream = if config.tls {
-        connect::tls(tcp, host, Alpn::None)
-            .await
-            .map_err(LuaError::external)?
-    } else {
-        crate::shared::stream::Stream::Plain(tcp)
-    };
     Ok(TcpStream::new(stream, local, remote))
 }
 
 /// Connects to the Unix socket at `path`.
 pub(crate) async fn connect_unix(path: PathBuf) -> LuaResult<TcpStream> {
-    let stream = connect::unix(&path).await.map_err(LuaError::external)?;
+    let stream = connect::open(&Target::unix(&path), DEFAULT_CONNECT_TIMEOUT)
+        .await
+        .map_err(LuaError::external)?;
     Ok(TcpStream::with_ends(stream, Endpoints::Unix { path }))
 }

@@ -16,12 +16,13 @@ use http_body_util::Empty;
 use hyper::{client::conn::http1, upgrade::Upgraded};
 use mlua::prelude::*;
 
-use super::{
-    connect::{self, ConnectError},
-    tls::Alpn,
-};
+use super::proxy;
 use crate::{
-    rt::{ConnTasks, FuturesIo},
+    rt::{
+        ConnTasks, FuturesIo,
+        connect::{self, ConnectError, DEFAULT_CONNECT_TIMEOUT, Proxy, Target},
+        tls::Alpn,
+    },
     shared::{
         headers,
         options::{self, Options},
@@ -40,6 +41,8 @@ pub(crate) struct SocketConfig {
     /// Connect to this Unix socket; the URL's host only names the `Host` header.
     pub(crate) unix_socket: Option<std::path::PathBuf>,
     pub(crate) settings: websocket::Settings,
+    /// How long connecting (TCP, proxy, TLS) may take.
+    pub(crate) timeout: std::time::Duration,
 }
 
 impl SocketConfig {
@@ -50,6 +53,7 @@ impl SocketConfig {
             protocols: Vec::new(),
             unix_socket: None,
             settings: websocket::Settings::default(),
+            timeout: DEFAULT_CONNECT_TIMEOUT,
         };
         if let Some(options) = options {
             let fields = Options::new(&options);
@@ -57,6 +61,9 @@ impl SocketConfig {
             config.protocols = fields.strings("protocols")?;
             config.unix_socket = fields.path("unixSocket")?;
             config.settings = websocket::Settings::from_options(&fields)?;
+            if let Some(timeout) = fields.seconds("timeout")? {
+                config.timeout = timeout;
+            }
         }
         Ok(config)
     }
@@ -109,17 +116,29 @@ pub(crate) async fn connect(config: SocketConfig) -> Result<UpgradedSocket, Sock
     let host = url.host_str().unwrap_or_default().to_string();
     let port = url.port_or_known_default().unwrap_or(80);
     let tls = (url.scheme() == "wss").then_some(Alpn::Http1);
-    let stream = match (&config.unix_socket, tls) {
-        (Some(_), Some(_)) => {
-            return Err(SocketError::Url(format!(
-                "Cannot connect to '{}' over a Unix socket - wss is not supported there, use ws",
-                config.url
-            )));
-        }
-        (Some(path), None) => connect::unix(path).await,
-        (None, tls) => connect::connect(&host, port, tls).await,
+    if config.unix_socket.is_some() && tls.is_some() {
+        return Err(SocketError::Url(format!(
+            "Cannot connect to '{}' over a Unix socket - wss is not supported there, use ws",
+            config.url
+        )));
     }
-    .map_err(SocketError::Connect)?;
+    // Through HTTP(S)_PROXY by a CONNECT tunnel, ws and wss alike (as
+    // browsers do); a Unix socket is never proxied.
+    let proxy = match &config.unix_socket {
+        Some(_) => None,
+        None => proxy::for_url(&url).map_err(SocketError::Url)?,
+    };
+    let target = Target {
+        host: &host,
+        port,
+        unix: config.unix_socket.as_deref(),
+        tls,
+        proxy: proxy.as_ref().map(|addr| Proxy { addr, tunnel: true }),
+        user_agent: None,
+    };
+    let stream = connect::open(&target, config.timeout)
+        .await
+        .map_err(SocketError::Connect)?;
     let (mut sender, conn) = http1::Builder::new()
         .handshake::<_, Empty<Bytes>>(stream)
         .await

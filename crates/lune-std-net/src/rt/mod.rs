@@ -12,8 +12,10 @@ use mlua::prelude::*;
 use mlua_luau_scheduler::LuaSpawnExt;
 
 mod conn;
+pub(crate) mod connect;
 mod tasks;
 mod timer;
+pub(crate) mod tls;
 
 pub(crate) use conn::{TcpConn, UnixConn};
 pub(crate) use tasks::{ClientExecutor, ConnTasks};

@@ -30,7 +30,10 @@ use mlua_luau_scheduler::LuaSpawnExt;
 
 use super::report;
 use crate::{
-    rt::{TcpConn, UnixConn},
+    rt::{
+        TcpConn, UnixConn,
+        connect::{self, ConnectError, Target},
+    },
     shared::{signal::Signal, stream::Stream, tcp::Endpoints},
 };
 
@@ -41,6 +44,8 @@ type UnixListener = Async<std::os::unix::net::UnixListener>;
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The pause after an error of the listening socket itself.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// How long probing a Unix socket file for a live server may take.
+const STALE_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections the kernel queues before they are accepted (it caps this at
 /// `net.core.somaxconn`).
 const LISTEN_BACKLOG: i32 = 1024;
@@ -172,12 +177,14 @@ async fn bind_unix(path: &Path) -> io::Result<UnixListener> {
                     "a file that is not a socket is in the way",
                 ));
             }
-            match Async::<std::os::unix::net::UnixStream>::connect(path).await {
+            match connect::open(&Target::unix(path), STALE_PROBE_TIMEOUT).await {
                 Ok(_) => Err(io::Error::new(
                     io::ErrorKind::AddrInUse,
                     "another server is listening on it",
                 )),
-                Err(probe) if probe.kind() == io::ErrorKind::ConnectionRefused => {
+                Err(ConnectError::Connect { source, .. })
+                    if source.kind() == io::ErrorKind::ConnectionRefused =>
+                {
                     std::fs::remove_file(path)?;
                     UnixListener::bind(path)
                 }

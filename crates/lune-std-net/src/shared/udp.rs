@@ -13,7 +13,7 @@ use std::{
 use mlua::prelude::*;
 
 use super::{body::bytes_from_lua, options, signal::Signal};
-use crate::client::connect;
+use crate::rt::connect;
 
 /// The largest UDP payload over IPv4: 65535 minus the IP and UDP headers.
 pub(crate) const MAX_DATAGRAM: usize = 65507;

@@ -16,8 +16,8 @@ pub(crate) enum Alpn {
     Http,
     /// `http/1.1` only: WebSocket handshakes.
     Http1,
-    /// Nothing: raw TLS streams.
-    None,
+    /// No protocol named: raw TLS streams.
+    Raw,
 }
 
 struct Configs {
@@ -55,7 +55,7 @@ pub(crate) fn client_config(alpn: Alpn) -> Result<Arc<ClientConfig>, String> {
     Ok(match alpn {
         Alpn::Http => configs.http.clone(),
         Alpn::Http1 => configs.http1.clone(),
-        Alpn::None => configs.raw.clone(),
+        Alpn::Raw => configs.raw.clone(),
     })
 }
 

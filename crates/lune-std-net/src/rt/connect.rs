@@ -1,5 +1,7 @@
-//! The one connect path: DNS, TCP, optional proxy tunnel and TLS, or a Unix
-//! socket, shared by `net.request`, `net.socket`, `net.tcp.connect` and
+//! The one connect path, [`open`]: DNS, TCP, an optional proxy (a `CONNECT`
+//! tunnel, or plain HTTP to a forward proxy) and TLS, or a Unix socket, all
+//! within one time bound. Every client socket is made here: `net.request`
+//! (and `net.sse.connect` through it), `net.socket`, `net.tcp.connect` and
 //! `net.unix.connect`.
 
 use std::{fmt, io, net::SocketAddr, path::Path, time::Duration};
@@ -10,11 +12,93 @@ use futures_rustls::TlsConnector;
 use http::HeaderValue;
 use rustls_pki_types::ServerName;
 
-use super::tls::{Alpn, client_config};
-use crate::{
-    rt::{TcpConn, UnixConn},
-    shared::stream::Stream,
+use super::{
+    TcpConn, UnixConn,
+    tls::{Alpn, client_config},
 };
+use crate::shared::stream::Stream;
+
+/// How long a connection may take to be made when the call sets no bound.
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where a client connection goes.
+pub(crate) struct Target<'a> {
+    /// A name or an IP literal (`[::1]` too); over a Unix socket, only a name.
+    pub(crate) host: &'a str,
+    pub(crate) port: u16,
+    /// Connect to this Unix socket instead (never with TLS or a proxy).
+    pub(crate) unix: Option<&'a Path>,
+    /// TLS, offering these protocols by ALPN.
+    pub(crate) tls: Option<Alpn>,
+    pub(crate) proxy: Option<Proxy<'a>>,
+    /// Sent to a proxy with `CONNECT`.
+    pub(crate) user_agent: Option<&'a HeaderValue>,
+}
+
+/// A proxy between the client and its target.
+pub(crate) struct Proxy<'a> {
+    /// The proxy's host and port.
+    pub(crate) addr: &'a (String, u16),
+    /// `CONNECT` even without TLS (a WebSocket, as browsers do); otherwise a
+    /// plain connection is one to the proxy, which forwards each request.
+    pub(crate) tunnel: bool,
+}
+
+impl<'a> Target<'a> {
+    /// The Unix socket at `path`.
+    pub(crate) fn unix(path: &'a Path) -> Self {
+        Self {
+            host: "",
+            port: 0,
+            unix: Some(path),
+            tls: None,
+            proxy: None,
+            user_agent: None,
+        }
+    }
+
+    fn name(&self) -> String {
+        match self.unix {
+            Some(path) => path.display().to_string(),
+            None => format!("{}:{}", bare(self.host), self.port),
+        }
+    }
+}
+
+/// `host` without the brackets of an IPv6 literal.
+pub(crate) fn bare(host: &str) -> &str {
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// Opens a connection to `target`, failing with `Timeout` once it has
+/// taken `limit`.
+pub(crate) async fn open(target: &Target<'_>, limit: Duration) -> Result<Stream, ConnectError> {
+    futures_lite::future::or(open_unbounded(target), async {
+        async_io::Timer::after(limit).await;
+        Err(ConnectError::Timeout {
+            addr: target.name(),
+            after: limit,
+        })
+    })
+    .await
+}
+
+async fn open_unbounded(target: &Target<'_>) -> Result<Stream, ConnectError> {
+    if let Some(path) = target.unix {
+        return unix(path).await;
+    }
+    let tcp = match &target.proxy {
+        Some(proxy) if proxy.tunnel || target.tls.is_some() => {
+            tunnel(proxy.addr, target.host, target.port, target.user_agent).await?
+        }
+        Some(proxy) => tcp(&proxy.addr.0, proxy.addr.1).await?,
+        None => tcp(target.host, target.port).await?,
+    };
+    match target.tls {
+        Some(alpn) => tls(tcp, target.host, alpn).await,
+        None => Ok(Stream::Plain(tcp)),
+    }
+}
 
 /// Why a connection could not be made.
 #[derive(Debug)]
@@ -90,7 +174,7 @@ pub(crate) fn is_certificate_error(e: &io::Error) -> bool {
 
 /// The addresses of `host` (a name, or an IP literal, `[::1]` too) at `port`.
 pub(crate) async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, ConnectError> {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let bare = bare(host);
     match bare.parse::<std::net::IpAddr>() {
         Ok(ip) => Ok(vec![SocketAddr::new(ip, port)]),
         Err(_) => async_net::resolve((bare, port))
@@ -103,8 +187,7 @@ pub(crate) async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Co
 }
 
 /// Opens a TCP connection to `host:port`, trying each resolved address.
-pub(crate) async fn tcp(host: &str, port: u16) -> Result<TcpConn, ConnectError> {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
+async fn tcp(host: &str, port: u16) -> Result<TcpConn, ConnectError> {
     let addrs = resolve(host, port).await?;
     let mut last = None;
     for addr in &addrs {
@@ -113,6 +196,7 @@ pub(crate) async fn tcp(host: &str, port: u16) -> Result<TcpConn, ConnectError> 
             .and_then(|stream| TcpConn::new(stream.into_inner()?))
         {
             Ok(stream) => {
+                // Only a latency setting: a socket that refuses it still works.
                 let _ = stream.get_ref().set_nodelay(true);
                 return Ok(stream);
             }
@@ -122,7 +206,7 @@ pub(crate) async fn tcp(host: &str, port: u16) -> Result<TcpConn, ConnectError> 
     let (addr, source) = match last {
         Some((addr, e)) => (addr.to_string(), e),
         None => (
-            format!("{bare}:{port}"),
+            format!("{}:{port}", bare(host)),
             io::Error::new(io::ErrorKind::NotFound, "no addresses found"),
         ),
     };
@@ -130,7 +214,7 @@ pub(crate) async fn tcp(host: &str, port: u16) -> Result<TcpConn, ConnectError> 
 }
 
 /// Opens a connection to the Unix socket at `path`.
-pub(crate) async fn unix(path: &Path) -> Result<Stream, ConnectError> {
+async fn unix(path: &Path) -> Result<Stream, ConnectError> {
     Async::<std::os::unix::net::UnixStream>::connect(path)
         .await
         .and_then(|stream| UnixConn::new(stream.into_inner()?))
@@ -142,8 +226,8 @@ pub(crate) async fn unix(path: &Path) -> Result<Stream, ConnectError> {
 }
 
 /// Wraps `tcp` in client TLS for `host`, verifying against the trust roots.
-pub(crate) async fn tls(tcp: TcpConn, host: &str, alpn: Alpn) -> Result<Stream, ConnectError> {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
+async fn tls(tcp: TcpConn, host: &str, alpn: Alpn) -> Result<Stream, ConnectError> {
+    let bare = bare(host);
     let name = ServerName::try_from(bare.to_string()).map_err(|e| ConnectError::Tls {
         host: bare.to_string(),
         source: io::Error::new(io::ErrorKind::InvalidInput, e),
@@ -160,27 +244,15 @@ pub(crate) async fn tls(tcp: TcpConn, host: &str, alpn: Alpn) -> Result<Stream, 
     Ok(Stream::ClientTls(Box::new(stream)))
 }
 
-/// Connects to `host:port`, with TLS when `alpn` is given.
-pub(crate) async fn connect(
-    host: &str,
-    port: u16,
-    alpn: Option<Alpn>,
-) -> Result<Stream, ConnectError> {
-    let tcp = tcp(host, port).await?;
-    match alpn {
-        Some(alpn) => tls(tcp, host, alpn).await,
-        None => Ok(Stream::Plain(tcp)),
-    }
-}
-
 /// Opens a `CONNECT` tunnel to `host:port` through the proxy at `proxy`.
-pub(crate) async fn tunnel(
+async fn tunnel(
     proxy: &(String, u16),
     host: &str,
     port: u16,
     user_agent: Option<&HeaderValue>,
 ) -> Result<TcpConn, ConnectError> {
     let mut tcp = self::tcp(&proxy.0, proxy.1).await?;
+    // The authority of an IPv6 literal keeps its brackets.
     let mut request =
         format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n").into_bytes();
     if let Some(user_agent) = user_agent {
@@ -211,12 +283,8 @@ pub(crate) async fn tunnel(
         }
         Ok(())
     };
-    futures_lite::future::or(read_head, async {
-        async_io::Timer::after(Duration::from_secs(30)).await;
-        Err(io::Error::new(io::ErrorKind::TimedOut, "CONNECT timed out"))
-    })
-    .await
-    .map_err(fail)?;
+    // Bounded by the deadline of `open`.
+    read_head.await.map_err(fail)?;
     let status_line = String::from_utf8_lossy(&head);
     let status_line = status_line.lines().next().unwrap_or_default();
     let ok = status_line
