@@ -94,9 +94,19 @@ impl TaskGroup {
             }
             let mut ran = false;
             for _ in 0..BUDGET {
-                let Some(runnable) = lock(&self.queue).ready.pop_front() else {
+                let mut queue = lock(&self.queue);
+                let Some(runnable) = queue.ready.pop_front() else {
+                    if !ran {
+                        // Nothing ran (the common case, e.g. every wake-up of
+                        // the runtime's whole run): wait, under this one lock.
+                        if !queue.waiting.iter().any(|w| w.will_wake(cx.waker())) {
+                            queue.waiting.push(cx.waker().clone());
+                        }
+                        return Poll::Pending;
+                    }
                     break;
                 };
+                drop(queue);
                 runnable.run();
                 ran = true;
             }

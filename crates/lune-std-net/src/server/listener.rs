@@ -153,7 +153,8 @@ impl Listener {
     /// `close({ drain })`: gives the accepted streams `drain` to be closed
     /// by the script, then closes the rest.
     async fn drain(streams: &RefCell<Vec<Closer>>, drain: Duration) {
-        let open: Vec<Closer> = streams.take();
+        // A copy: a cancelled `close` leaves the list as it was.
+        let open: Vec<Closer> = streams.borrow().clone();
         let all_closed = async {
             for stream in &open {
                 stream.closed().await;

@@ -221,6 +221,7 @@ impl Inner {
 }
 
 /// Closes a [`TcpStream`] from outside; see [`TcpStream::closer`].
+#[derive(Clone)]
 pub(crate) struct Closer(std::rc::Weak<Inner>);
 
 impl Closer {
