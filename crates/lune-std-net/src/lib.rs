@@ -14,6 +14,7 @@ mod client;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod report;
 mod rt;
 mod server;
 mod shared;
@@ -80,8 +81,8 @@ pub fn module(lua: Lua) -> LuaResult<LuaTable> {
                 move |lua, (url, options): (LuaValue, Option<LuaTable>)| {
                     let client = client.clone();
                     async move {
-                        let config = shared::event_stream::SseConfig::from_lua_args(url, options)?;
-                        shared::event_stream::connect(lua, client, config).await
+                        let config = client::sse::SseConfig::from_lua_args(url, options)?;
+                        client::sse::connect(lua, client, config).await
                     }
                 },
             )?

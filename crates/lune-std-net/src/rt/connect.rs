@@ -12,11 +12,11 @@ use futures_rustls::TlsConnector;
 use http::HeaderValue;
 use rustls_pki_types::ServerName;
 
+use super::Stream;
 use super::{
     TcpConn, UnixConn,
     tls::{Alpn, client_config},
 };
-use crate::shared::stream::Stream;
 
 /// How long a connection may take to be made when the call sets no bound.
 pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);

@@ -13,11 +13,15 @@ use mlua_luau_scheduler::LuaSpawnExt;
 
 mod conn;
 pub(crate) mod connect;
+mod peer_io;
+mod stream;
 mod tasks;
 mod timer;
 pub(crate) mod tls;
 
 pub(crate) use conn::{TcpConn, UnixConn};
+pub(crate) use peer_io::{Activity, PeerIo};
+pub(crate) use stream::Stream;
 pub(crate) use tasks::{ClientExecutor, ConnTasks};
 pub(crate) use timer::HyperTimer;
 
@@ -40,21 +44,6 @@ where
         self.0.spawn_local(async move {
             fut.await;
         });
-    }
-}
-
-/// Gives memory that load left behind back to the system: a full garbage
-/// collection of the Luau heap (nothing else collects it while no script
-/// allocates), then the allocator's free pages (glibc keeps freed memory of
-/// many small allocations mapped otherwise). Costs a few milliseconds, so it
-/// runs when a server has gone idle, not per request.
-pub(crate) fn release_memory(lua: &Lua) {
-    let _ = lua.gc_collect();
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free pages of the allocator's own
-    // arenas to the kernel; it touches no memory in use.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 

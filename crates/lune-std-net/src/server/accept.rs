@@ -28,13 +28,14 @@ use futures_rustls::TlsAcceptor;
 use mlua::prelude::*;
 use mlua_luau_scheduler::LuaSpawnExt;
 
-use super::report;
+use crate::report;
 use crate::{
+    rt::Stream,
     rt::{
         TcpConn, UnixConn,
         connect::{self, ConnectError, Target},
     },
-    shared::{signal::Signal, stream::Stream, tcp::Endpoints},
+    shared::{signal::Signal, tcp::Endpoints},
 };
 
 type TcpListener = Async<std::net::TcpListener>;

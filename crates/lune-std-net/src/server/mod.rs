@@ -5,22 +5,16 @@
 mod accept;
 mod body;
 pub(crate) mod config;
-mod idle;
-pub(crate) use idle::PeerIo;
+mod connections;
 pub(crate) mod listener;
-pub(crate) mod report;
+mod release;
+mod request;
 pub(crate) mod response;
 pub(crate) mod service;
 mod upgrade;
 
-use std::{
-    cell::Cell,
-    rc::Rc,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{cell::Cell, rc::Rc, sync::Arc, time::Duration};
 
-use event_listener::Event;
 use futures_lite::future;
 use futures_rustls::TlsAcceptor;
 use hyper::server::conn::{http1, http2};
@@ -31,12 +25,14 @@ use mlua_luau_scheduler::LuaSpawnExt;
 use self::{
     accept::{Accepted, Bind, Local},
     config::ServeConfig,
-    idle::Activity,
+    connections::Connections,
     service::Service,
 };
 use crate::{
+    report,
+    rt::{Activity, PeerIo, Stream},
     rt::{HyperTimer, LocalExecutor},
-    shared::{self, signal::Signal, stream::Stream},
+    shared::{self, signal::Signal},
 };
 
 /// How long in-flight requests may take to finish after `stop`, unless
@@ -46,93 +42,6 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 const MAX_CONCURRENT_STREAMS: u32 = 128;
 /// Bytes buffered per HTTP/2 stream beyond what flow control lets out.
 const MAX_SEND_BUF_SIZE: usize = 64 * 1024;
-
-/// How long a server must have had no connections before the memory its
-/// last load left behind is released.
-const IDLE_RELEASE: Duration = Duration::from_secs(1);
-
-/// The open connections of one server: `stop` waits for the count to reach
-/// zero, and once it stays there for [`IDLE_RELEASE`], memory is given back
-/// (`rt::release_memory`).
-///
-/// Nothing here spawns or touches Lua when a connection goes: connections
-/// are also dropped while the scheduler tears down at the end of a script,
-/// when there is no scheduler left to spawn on.
-struct Connections {
-    open: Cell<usize>,
-    idle_since: Cell<Instant>,
-    /// Notified when the count goes from zero to one and back.
-    changed: Event,
-}
-
-/// Counts one connection while it lives.
-struct Open(Rc<Connections>);
-
-impl Connections {
-    fn new() -> Rc<Self> {
-        Rc::new(Self {
-            open: Cell::new(0),
-            idle_since: Cell::new(Instant::now()),
-            changed: Event::new(),
-        })
-    }
-
-    fn open(self: &Rc<Self>) -> Open {
-        self.open.set(self.open.get() + 1);
-        if self.open.get() == 1 {
-            self.changed.notify(usize::MAX);
-        }
-        Open(self.clone())
-    }
-
-    /// Resolves once `open` (the number of connections) says true.
-    async fn until(&self, open: impl Fn(usize) -> bool) {
-        loop {
-            if open(self.open.get()) {
-                return;
-            }
-            let listener = self.changed.listen();
-            if open(self.open.get()) {
-                return;
-            }
-            listener.await;
-        }
-    }
-
-    /// Releases memory each time the server has had no connection for
-    /// [`IDLE_RELEASE`]; runs as long as the server accepts.
-    async fn release_when_idle(&self, lua: &Lua) {
-        loop {
-            self.until(|open| open == 0).await;
-            let idle = future::or(
-                async {
-                    async_io::Timer::after(IDLE_RELEASE).await;
-                    true
-                },
-                async {
-                    self.until(|open| open > 0).await;
-                    false
-                },
-            )
-            .await;
-            if idle && self.idle_since.get().elapsed() >= IDLE_RELEASE {
-                crate::rt::release_memory(lua);
-                self.until(|open| open > 0).await;
-            }
-        }
-    }
-}
-
-impl Drop for Open {
-    fn drop(&mut self) {
-        let conns = &self.0;
-        conns.open.set(conns.open.get().saturating_sub(1));
-        if conns.open.get() == 0 {
-            conns.idle_since.set(Instant::now());
-            conns.changed.notify(usize::MAX);
-        }
-    }
-}
 
 /// What outlives a request on one server: its shutdown and its count of
 /// connections (upgraded `WebSocket`s among them).
@@ -186,15 +95,7 @@ pub(crate) async fn serve(lua: Lua, port: u16, config: ServeConfig) -> LuaResult
     let shutdown = Rc::new(Shutdown::default());
     let tls = config.tls.clone().map(TlsAcceptor::from);
     let max_connections = config.max_connections;
-    let timeouts = Timeouts {
-        // hyper's header timer runs from the moment a kept-alive connection
-        // goes idle, so it must not end an idle connection before idleTimeout.
-        header: config.idle_timeout.map_or(config.header_timeout, |idle| {
-            idle.max(config.header_timeout)
-        }),
-        send: config.send_timeout,
-        idle: config.idle_timeout,
-    };
+    let timeouts = Timeouts::of(&config);
     let connections = Connections::new();
     let lifetime = Lifetime {
         shutdown: shutdown.clone(),
@@ -233,7 +134,7 @@ pub(crate) async fn serve(lua: Lua, port: u16, config: ServeConfig) -> LuaResult
             on_accept,
         );
         // The release loop never ends by itself: it goes with the listener.
-        future::or(accepting, connections_idle.release_when_idle(&loop_lua)).await;
+        future::or(accepting, release::when_idle(&connections_idle, &loop_lua)).await;
         loop_shutdown.listener_closed.fire();
     });
     handle(&lua, bound, shutdown, connections)
@@ -315,24 +216,24 @@ pub(crate) fn stop_options(args: &LuaMultiValue) -> LuaResult<Option<Duration>> 
 /// and how long an idle connection is kept.
 #[derive(Clone, Copy)]
 pub(crate) struct Timeouts {
-    pub(crate) header: Duration,
-    pub(crate) send: Duration,
-    pub(crate) idle: Option<Duration>,
+    header: Duration,
+    send: Duration,
+    idle: Option<Duration>,
 }
 
-/// The HTTP/1.1 server settings of every connection.
-pub(crate) fn http1_builder(timeouts: Timeouts) -> http1::Builder {
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(HyperTimer::new())
-        .header_read_timeout(timeouts.header)
-        .keep_alive(true);
-    builder
+impl Timeouts {
+    pub(crate) fn of(config: &ServeConfig) -> Self {
+        Self {
+            header: config.header_timeout,
+            send: config.send_timeout,
+            idle: config.idle_timeout,
+        }
+    }
 }
 
 /// Runs one connection until the client leaves, it stays idle for
-/// `idleTimeout` or the server stops; on stop, requests in flight get
-/// `SHUTDOWN_GRACE` to finish.
+/// `idleTimeout` or the server stops; on stop, requests in flight get the
+/// drain time to finish.
 async fn serve_connection(
     stream: Stream,
     service: Service,
@@ -341,18 +242,86 @@ async fn serve_connection(
     activity: Option<Arc<Activity>>,
     shutdown: &Shutdown,
 ) {
-    let h2 = stream.is_h2();
+    let h2 = stream.is_h2().then_some(exec);
+    if let Err(e) = serve_io(stream, service, timeouts, activity, h2, shutdown).await
+        && !is_peers_doing(&e)
+    {
+        report::error(&format!("net.serve: a connection failed: {e}"));
+    }
+}
+
+/// Whether a connection's failure is the peer's doing, and so nothing to
+/// report: it left or reset the connection, sent what is not HTTP or broke
+/// HTTP/2's rules (hyper answered or sent GOAWAY already), stalled past
+/// `headerTimeout` or took no data for `sendTimeout`. What is left is ours:
+/// hyper refusing what the service produced, or a socket error no peer can
+/// cause. A script's failing body function is reported where it failed.
+fn is_peers_doing(e: &hyper::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if cause.is::<shared::body::BodyError>() {
+            return true;
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::{
+                BrokenPipe, ConnectionAborted, ConnectionReset, NotConnected, TimedOut,
+                UnexpectedEof,
+            };
+            return matches!(
+                io.kind(),
+                BrokenPipe
+                    | ConnectionAborted
+                    | ConnectionReset
+                    | NotConnected
+                    | TimedOut
+                    | UnexpectedEof
+            );
+        }
+        source = cause.source();
+    }
+    !e.is_user()
+}
+
+/// Serves HTTP on one connection's I/O with the settings of every served
+/// connection: HTTP/2 when `h2` gives its executor (ALPN chose it),
+/// HTTP/1.1 with upgrades otherwise. The accept loop and the fuzzer both
+/// come through here. Returns hyper's error when the connection failed.
+pub(crate) async fn serve_io<I, S>(
+    io: I,
+    service: S,
+    timeouts: Timeouts,
+    activity: Option<Arc<Activity>>,
+    h2: Option<LocalExecutor>,
+    shutdown: &Shutdown,
+) -> Result<(), hyper::Error>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = response::HttpResponse,
+            Error = std::convert::Infallible,
+        > + 'static,
+    S::Future: 'static,
+{
     let idle = activity.clone().zip(timeouts.idle);
-    let io = PeerIo::new(stream, timeouts.send, activity);
-    if h2 {
+    let io = PeerIo::new(io, timeouts.send, activity);
+    let finished = if let Some(exec) = h2 {
         let conn = http2::Builder::new(exec)
             .timer(HyperTimer::new())
             .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
             .max_send_buf_size(MAX_SEND_BUF_SIZE)
             .serve_connection(io, service);
-        drive(conn, shutdown, idle, http2::Connection::graceful_shutdown).await;
+        drive(conn, shutdown, idle, http2::Connection::graceful_shutdown).await
     } else {
-        let conn = http1_builder(timeouts)
+        // hyper's header timer runs from the moment a kept-alive connection
+        // goes idle, so it must not end an idle connection before idleTimeout.
+        let header = timeouts
+            .idle
+            .map_or(timeouts.header, |idle| idle.max(timeouts.header));
+        let conn = http1::Builder::new()
+            .timer(HyperTimer::new())
+            .header_read_timeout(header)
+            .keep_alive(true)
             .serve_connection(io, service)
             .with_upgrades();
         drive(
@@ -361,8 +330,10 @@ async fn serve_connection(
             idle,
             http1::UpgradeableConnection::graceful_shutdown,
         )
-        .await;
-    }
+        .await
+    };
+    // Past the drain time the connection was dropped: that is no error.
+    finished.unwrap_or(Ok(()))
 }
 
 /// Drives `conn` until it ends; when the server stops or the connection
@@ -372,7 +343,8 @@ async fn drive<C, E>(
     shutdown: &Shutdown,
     idle: Option<(Arc<Activity>, Duration)>,
     graceful: impl FnOnce(std::pin::Pin<&mut C>),
-) where
+) -> Option<Result<(), E>>
+where
     C: Future<Output = Result<(), E>>,
 {
     let mut conn = std::pin::pin!(conn);
@@ -387,14 +359,15 @@ async fn drive<C, E>(
         None
     })
     .await;
-    if finished.is_none() {
-        graceful(conn.as_mut());
-        // Past the drain time the connection is dropped, which closes it.
-        let drain = shutdown.drain.get();
-        future::or(async { Some(conn.await) }, async {
-            async_io::Timer::after(drain).await;
-            None
-        })
-        .await;
+    if finished.is_some() {
+        return finished;
     }
+    graceful(conn.as_mut());
+    // Past the drain time the connection is dropped, which closes it.
+    let drain = shutdown.drain.get();
+    future::or(async { Some(conn.await) }, async {
+        async_io::Timer::after(drain).await;
+        None
+    })
+    .await
 }

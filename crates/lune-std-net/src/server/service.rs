@@ -13,12 +13,11 @@ use super::{
     Lifetime,
     body::{self, Limits},
     config::ServeConfig,
-    idle::Activity,
-    report,
+    request,
     response::{self, HttpResponse, plain},
     upgrade,
 };
-use crate::shared::{request, websocket};
+use crate::{report, rt::Activity, shared::websocket};
 
 struct Inner {
     lua: Lua,

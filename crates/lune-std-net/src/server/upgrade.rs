@@ -16,14 +16,14 @@ use mlua::prelude::*;
 use mlua_luau_scheduler::LuaSpawnExt;
 
 use super::{
-    Lifetime, report,
+    Lifetime, request,
     response::{HttpResponse, plain},
 };
 use crate::{
+    report,
     rt::FuturesIo,
     shared::{
         body::OutBody,
-        request,
         websocket::{self, WebSocket},
     },
 };

@@ -150,7 +150,7 @@ async fn pump_function(
         };
         let failed = chunk.is_err();
         if report_errors && let Err(e) = &chunk {
-            crate::server::report::error(&format!(
+            crate::report::error(&format!(
                 "net.serve: the {what} function errored, the body was aborted:\n{e}"
             ));
         }

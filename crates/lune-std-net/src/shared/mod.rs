@@ -2,15 +2,11 @@
 
 pub(crate) mod body;
 pub(crate) mod decode;
-pub(crate) mod event_stream;
 pub(crate) mod framing;
 pub(crate) mod headers;
 pub(crate) mod options;
 pub(crate) mod reader;
-pub(crate) mod request;
-pub(crate) mod response;
 pub(crate) mod signal;
-pub(crate) mod stream;
 pub(crate) mod tcp;
 pub(crate) mod udp;
 pub(crate) mod websocket;

@@ -14,7 +14,8 @@ use futures_lite::{
 };
 use mlua::prelude::*;
 
-use super::{body::bytes_from_lua, options, signal::Signal, stream::Stream};
+use super::{body::bytes_from_lua, options, signal::Signal};
+use crate::rt::Stream;
 
 /// `read()` without a size reads at most this much.
 const DEFAULT_READ_SIZE: usize = 64 * 1024;

@@ -10,17 +10,19 @@ use futures_lite::future;
 use http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use mlua::prelude::*;
 
+mod parser;
+
+use self::parser::{Parser, SseEvent};
 use super::{
+    Client, ClientResponse, ResponseBody,
+    config::{RequestConfig, RequestOptions, current_caller},
+};
+use crate::shared::{
     body::BodySource,
     headers,
     options::{self, Options},
     reader::BodyReader,
     signal::Signal,
-};
-use crate::client::{
-    Client, ClientResponse, ResponseBody,
-    config::{RequestConfig, RequestOptions, current_caller},
-    sse::{Parser, SseEvent},
 };
 
 /// `net.sse.connect`'s options.
@@ -111,7 +113,7 @@ async fn open(inner: &Inner) -> Result<Option<BodyReader>, OpenError> {
         },
         lua: Some(inner.lua.clone()),
         caller: current_caller(&inner.lua),
-        user_agent: crate::client::user_agent(&inner.lua),
+        user_agent: super::user_agent(&inner.lua),
     };
     let response: ClientResponse = inner
         .client

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use mlua::prelude::*;
 
-use super::headers;
+use crate::shared::headers;
 
 /// The request table a `net.serve` handler receives: `method`, `path`
 /// (`/` if empty), `query` and `headers` (a value seen once is a string,
