@@ -57,54 +57,10 @@ pub fn module(lua: Lua) -> LuaResult<LuaTable> {
                 shared::websocket::into_object(&lua, socket)
             })
         })?;
-    let tcp = TableBuilder::new(lua.clone())?
-        .with_async_function(
-            "connect",
-            |_, (host, port, config): (String, LuaValue, client::tcp::TcpConfig)| async move {
-                let port = shared::options::port(&port, "port")?;
-                client::tcp::connect(&host, port, config).await
-            },
-        )?
-        .with_async_function(
-            "listen",
-            |lua, (port, config): (LuaValue, server::listener::ListenConfig)| async move {
-                let port = shared::options::port(&port, "port")?;
-                server::listener::listen(lua, port, config).await
-            },
-        )?
-        .build_readonly()?;
-    let sse = {
-        let client = client.clone();
-        TableBuilder::new(lua.clone())?
-            .with_async_function(
-                "connect",
-                move |lua, (url, options): (LuaValue, Option<LuaTable>)| {
-                    let client = client.clone();
-                    async move {
-                        let config = client::sse::SseConfig::from_lua_args(url, options)?;
-                        client::sse::connect(lua, client, config).await
-                    }
-                },
-            )?
-            .build_readonly()?
-    };
-    let udp = TableBuilder::new(lua.clone())?
-        .with_async_function(
-            "bind",
-            |_, (port, config): (LuaValue, shared::udp::UdpConfig)| async move {
-                let port = shared::options::port(&port, "port")?;
-                shared::udp::bind(port, config).await
-            },
-        )?
-        .build_readonly()?;
-    let unix = TableBuilder::new(lua.clone())?
-        .with_async_function("connect", |_, path: LuaValue| async move {
-            client::tcp::connect_unix(unix_path(&path)?).await
-        })?
-        .with_async_function("listen", |lua, path: LuaValue| async move {
-            server::listener::listen_unix(lua, unix_path(&path)?).await
-        })?
-        .build_readonly()?;
+    let tcp = tcp_table(&lua)?;
+    let sse = sse_table(&lua, client.clone())?;
+    let udp = udp_table(&lua)?;
+    let unix = unix_table(&lua)?;
     let ws = TableBuilder::new(lua.clone())?
         .with_value("connect", socket.clone())?
         .build_readonly()?;
@@ -124,6 +80,67 @@ pub fn module(lua: Lua) -> LuaResult<LuaTable> {
         .with_value("unix", unix)?
         .with_function("urlEncode", url_encode)?
         .with_function("urlDecode", url_decode)?
+        .build_readonly()
+}
+
+/// `net.tcp`: `connect` and `listen`.
+fn tcp_table(lua: &Lua) -> LuaResult<LuaTable> {
+    TableBuilder::new(lua.clone())?
+        .with_async_function(
+            "connect",
+            |_, (host, port, config): (String, LuaValue, client::tcp::TcpConfig)| async move {
+                let port = shared::options::port(&port, "port")?;
+                client::tcp::connect(&host, port, config).await
+            },
+        )?
+        .with_async_function(
+            "listen",
+            |lua, (port, config): (LuaValue, server::listener::ListenConfig)| async move {
+                let port = shared::options::port(&port, "port")?;
+                server::listener::listen(lua, port, config).await
+            },
+        )?
+        .build_readonly()
+}
+
+/// `net.sse`: `connect`, over the client of `net.request`.
+fn sse_table(lua: &Lua, client: Rc<Client>) -> LuaResult<LuaTable> {
+    TableBuilder::new(lua.clone())?
+        .with_async_function(
+            "connect",
+            move |lua, (url, options): (LuaValue, Option<LuaTable>)| {
+                let client = client.clone();
+                async move {
+                    let config = client::sse::SseConfig::from_lua_args(url, options)?;
+                    client::sse::connect(lua, client, config).await
+                }
+            },
+        )?
+        .build_readonly()
+}
+
+/// `net.udp`: `bind`.
+fn udp_table(lua: &Lua) -> LuaResult<LuaTable> {
+    TableBuilder::new(lua.clone())?
+        .with_async_function(
+            "bind",
+            |_, (port, config): (LuaValue, shared::udp::UdpConfig)| async move {
+                let port = shared::options::port(&port, "port")?;
+                shared::udp::bind(port, config).await
+            },
+        )?
+        .build_readonly()
+}
+
+/// `net.unix`: `connect` and `listen` on Unix domain sockets.
+fn unix_table(lua: &Lua) -> LuaResult<LuaTable> {
+    TableBuilder::new(lua.clone())?
+        .with_async_function("connect", |_, path: LuaValue| async move {
+            client::tcp::connect_unix(unix_path(&path)?).await
+        })?
+        .with_async_function("listen", |lua, path: LuaValue| async move {
+            server::listener::listen_unix(lua, unix_path(&path)?).await
+        })?
         .build_readonly()
 }
 

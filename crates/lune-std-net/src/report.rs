@@ -65,6 +65,7 @@ impl Log {
         let secs = self.window_start.elapsed().as_secs().max(1);
         for (summary, repeats) in self.seen.values_mut() {
             if *repeats > 0 {
+                // A closed stderr leaves nowhere to report to.
                 let _ = writeln!(
                     out,
                     "{summary} (repeated {repeats} more times in the last {secs} s)"
@@ -73,6 +74,7 @@ impl Log {
             }
         }
         if self.other > 0 {
+            // As above: nowhere else to report to.
             let _ = writeln!(
                 out,
                 "net: {} more errors in the last {secs} s were not shown",
@@ -107,15 +109,14 @@ impl Log {
 
 /// Reports `text` on stderr, whole the first time, counted after that.
 pub(crate) fn error(text: &str) {
-    let Ok(mut guard) = LOG.lock() else {
-        return;
-    };
+    let mut guard = lune_utils::lock(&LOG);
     let log = guard.get_or_insert_with(Log::new);
     let mut err = std::io::stderr().lock();
     if log.window_start.elapsed() >= INTERVAL {
         log.summarise(&mut err);
     }
     if log.record(text) {
+        // As above: nowhere else to report to.
         let _ = writeln!(err, "{text}");
     } else if !log.flush_scheduled {
         // Repeats are summarised at the end of the interval even when no
@@ -135,9 +136,7 @@ pub(crate) fn error(text: &str) {
 /// Prints the repeats counted so far (a server stopping calls this, so its
 /// last errors are not lost).
 pub(crate) fn flush() {
-    let Ok(mut guard) = LOG.lock() else {
-        return;
-    };
+    let mut guard = lune_utils::lock(&LOG);
     if let Some(log) = guard.as_mut() {
         log.flush_scheduled = false;
         log.summarise(&mut std::io::stderr().lock());

@@ -30,6 +30,19 @@ impl CompressionFormat {
             _ => None,
         }
     }
+
+    /// The format's name as HTTP's `Content-Encoding` gives it (`lz4`,
+    /// which HTTP does not use, by its own name).
+    #[must_use]
+    pub fn header_name(self) -> &'static str {
+        match self {
+            Self::Brotli => "br",
+            Self::Gzip => "gzip",
+            Self::Lz4 => "lz4",
+            Self::Zlib => "deflate",
+            Self::Zstd => "zstd",
+        }
+    }
 }
 
 /// Compresses `data`; `level` is the format's own scale, clamped to it.

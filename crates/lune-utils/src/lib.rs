@@ -32,6 +32,19 @@ pub struct ScriptArgs(pub Vec<String>);
 /// default `User-Agent` of `net.request`.
 pub const RUNTIME_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// An error with its chain of sources, joined by `: `, for people.
+#[must_use]
+pub fn describe_error(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
 /// A value's type as Luau names it: whole numbers are `number`, not `integer`.
 #[must_use]
 pub fn type_name(value: &LuaValue) -> &'static str {

@@ -4,32 +4,24 @@ use std::{fmt, time::Duration};
 
 use super::redirect::RedirectError;
 use crate::rt::connect::ConnectError;
-use crate::shared::body::BodyError;
+use crate::shared::{body::BodyError, reader::IncomingError};
 
 /// Why a request failed.
 #[derive(Debug)]
 pub(crate) enum RequestError {
+    /// The URL does not parse or is not one a request can go to.
     Url(String),
+    /// The request cannot be made as given (its headers, its body's framing).
+    InvalidRequest(String),
     Connect(ConnectError),
     Http {
         url: String,
         source: hyper::Error,
     },
-    Body {
-        url: String,
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
+    /// The response body could not be read.
+    Body(IncomingError),
     Timeout(Duration),
     Redirect(RedirectError),
-    Decompress {
-        encoding: String,
-        source: std::io::Error,
-    },
-    /// The response body is larger than `options.maxBodySize`.
-    TooLarge {
-        limit: usize,
-        url: String,
-    },
     /// The script's body function failed: its error, as the script raised it.
     Stream(BodyError),
     /// A 307/308 redirect would need a streamed body sent again.
@@ -44,20 +36,18 @@ pub(crate) enum RequestError {
 impl fmt::Display for RequestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Url(message) | Self::Proxy(message) => write!(f, "{message}"),
+            Self::Url(message) | Self::InvalidRequest(message) | Self::Proxy(message) => {
+                write!(f, "{message}")
+            }
             Self::Connect(e) => write!(f, "{e}"),
             Self::Http { url, source } => {
-                write!(f, "Request to {url} failed: {}", describe(source))
+                write!(
+                    f,
+                    "Request to {url} failed: {}",
+                    lune_utils::describe_error(source)
+                )
             }
-            Self::Body { url, source } => write!(
-                f,
-                "Connection broken while reading the response body from {url}: {}",
-                describe(source.as_ref())
-            ),
-            Self::TooLarge { limit, url } => write!(
-                f,
-                "Response body from {url} is larger than the limit of {limit} bytes (maxBodySize)"
-            ),
+            Self::Body(e) => write!(f, "{e}"),
             Self::Timeout(d) => write!(f, "Request timed out after {} seconds", d.as_secs_f64()),
             Self::Redirect(e) => write!(f, "{e}"),
             Self::Stream(e) => write!(f, "{e}"),
@@ -65,29 +55,11 @@ impl fmt::Display for RequestError {
                 f,
                 "Cannot follow the {status} redirect from {url}: the request body was streamed by a function and cannot be sent again"
             ),
-            Self::Decompress { encoding, source } => {
-                write!(
-                    f,
-                    "Failed to decompress the '{encoding}' response body: {source}"
-                )
-            }
         }
     }
 }
 
 impl std::error::Error for RequestError {}
-
-/// An error with its chain of sources, for people.
-fn describe(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
-}
 
 impl RequestError {
     /// A failed exchange: the script's own body error when that is what

@@ -8,7 +8,6 @@ pub(crate) mod config;
 mod error;
 pub(crate) mod fetch;
 mod pool;
-pub(crate) use pool::Lease;
 mod proxy;
 pub(crate) mod redirect;
 mod request;
@@ -25,7 +24,7 @@ use self::{
     config::{RequestConfig, RequestOptions},
     pool::{Liveness, Origin, Pool, Sender},
     request::build_request,
-    response::{Exchanged, finish, read_whole},
+    response::{Exchanged, finish},
 };
 pub(crate) use self::{
     error::RequestError,
@@ -112,13 +111,7 @@ impl Client {
                         status: exchanged.parts.status.as_u16(),
                     });
                 }
-                // The redirect's own body is read so its connection is reused.
-                if let Ok(Ok(_)) =
-                    read_whole(exchanged.incoming, &exchanged.tasks, REDIRECT_BODY_LIMIT).await
-                    && let Some(lease) = exchanged.lease
-                {
-                    lease.release();
-                }
+                exchanged.discard_body().await;
                 redirects += 1;
                 let mut next_body = Some(body);
                 redirect::apply(&hop, &mut method, &mut next_body, &mut headers);
@@ -145,25 +138,9 @@ impl Client {
             options,
             caller,
         } = exchange;
-        let https = url.scheme() == "https";
-        if https && options.unix_socket.is_some() {
-            return Err(RequestError::Url(format!(
-                "Cannot request '{url}' over a Unix socket - https is not supported there, use http"
-            )));
-        }
-        let origin = Origin {
-            https,
-            host: url.host_str().unwrap_or_default().to_string(),
-            port: url.port_or_known_default().unwrap_or(80),
-            // A Unix socket is the way to the server: no proxy in between.
-            proxy: match options.unix_socket {
-                Some(_) => None,
-                None => proxy::for_url(url).map_err(RequestError::Proxy)?,
-            },
-            unix: options.unix_socket.clone(),
-        };
+        let origin = origin_of(url, options)?;
         let (headers, declared) = framing::take_declared_length(headers.to_vec(), body.is_stream())
-            .map_err(|e| RequestError::Url(e.to_string()))?;
+            .map_err(|e| RequestError::InvalidRequest(e.to_string()))?;
         let user_agent = headers
             .iter()
             .find_map(|(name, value)| (name == header::USER_AGENT).then_some(value));
@@ -185,7 +162,7 @@ impl Client {
                 out,
                 options.decompress,
             )
-            .map_err(RequestError::Url)?;
+            .map_err(RequestError::InvalidRequest)?;
             let tasks = checkout.tasks;
             let (result, h1) = match checkout.sender {
                 Sender::H1(mut sender) => (
@@ -218,6 +195,28 @@ impl Client {
     }
 }
 
+/// Where a request goes: its origin, over the proxy the environment names
+/// for it, or over `options.unixSocket` (which takes plain HTTP only).
+fn origin_of(url: &Url, options: &RequestOptions) -> Result<Origin, RequestError> {
+    let https = url.scheme() == "https";
+    if https && options.unix_socket.is_some() {
+        return Err(RequestError::InvalidRequest(format!(
+            "Cannot request '{url}' over a Unix socket - https is not supported there, use http"
+        )));
+    }
+    Ok(Origin {
+        https,
+        host: url.host_str().unwrap_or_default().to_string(),
+        port: url.port_or_known_default().unwrap_or(80),
+        // A Unix socket is the way to the server: no proxy in between.
+        proxy: match options.unix_socket {
+            Some(_) => None,
+            None => proxy::for_url(url).map_err(RequestError::Proxy)?,
+        },
+        unix: options.unix_socket.clone(),
+    })
+}
+
 /// What one exchange sends.
 struct Exchange<'a> {
     url: &'a Url,
@@ -228,6 +227,3 @@ struct Exchange<'a> {
     options: &'a RequestOptions,
     caller: &'a Liveness,
 }
-
-/// The most of a redirect's own body that is read to reuse its connection.
-const REDIRECT_BODY_LIMIT: usize = 64 * 1024;

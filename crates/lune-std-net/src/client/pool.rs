@@ -319,6 +319,7 @@ impl Pool {
                 .ok_or_else(timed_out)?
                 .map_err(handshake_failed)?;
             tasks.spawn(async move {
+                // A failed connection fails the requests waiting on it.
                 let _ = conn.await;
             });
             self.state
@@ -332,6 +333,7 @@ impl Pool {
                 .ok_or_else(timed_out)?
                 .map_err(handshake_failed)?;
             tasks.spawn(async move {
+                // A failed connection fails the requests waiting on it.
                 let _ = conn.await;
             });
             Ok((Sender::H1(sender), tasks))

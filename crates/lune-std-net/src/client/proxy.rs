@@ -57,10 +57,7 @@ fn parse_proxy(text: &str) -> Result<(String, u16), String> {
 /// host, or a domain suffix (`example.com` and `.example.com` both match
 /// `api.example.com`).
 fn bypasses(no_proxy: &str, host: &str) -> bool {
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_ascii_lowercase();
+    let host = crate::rt::connect::bare(host).to_ascii_lowercase();
     no_proxy
         .split(',')
         .map(|entry| entry.trim().to_ascii_lowercase())

@@ -28,6 +28,27 @@ pub(crate) fn default_user_agent() -> HeaderValue {
     HeaderValue::from_static(concat!("lune/", env!("CARGO_PKG_VERSION")))
 }
 
+/// The request target in origin form: the path and query of `url`.
+pub(super) fn origin_form(url: &Url) -> String {
+    let mut path = url.path().to_string();
+    if let Some(q) = url.query() {
+        path.push('?');
+        path.push_str(q);
+    }
+    path
+}
+
+/// The `Host` header for `url`: its host (an IPv6 one in brackets) and its
+/// port when the URL names one.
+pub(super) fn host_header(url: &Url) -> Result<HeaderValue, String> {
+    let host = url.host_str().unwrap_or_default();
+    let host = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    };
+    HeaderValue::from_str(&host).map_err(|e| format!("Invalid host '{host}': {e}"))
+}
+
 /// The request as it goes on the wire: origin-form for HTTP/1.1, absolute
 /// form through a plain proxy and for HTTP/2, with default headers added
 /// where the script did not set them (`User-Agent` is already in `headers`).
@@ -46,12 +67,7 @@ pub(crate) fn build_request(
         full.set_fragment(None);
         full.to_string()
     } else {
-        let mut path = url.path().to_string();
-        if let Some(q) = url.query() {
-            path.push('?');
-            path.push_str(q);
-        }
-        path
+        origin_form(url)
     };
     let mut request = Request::builder()
         .method(method.clone())
@@ -64,13 +80,7 @@ pub(crate) fn build_request(
         map.append(name.clone(), value.clone());
     }
     if !is_h2 && !map.contains_key(header::HOST) {
-        let host = match url.port() {
-            Some(port) => format!("{}:{port}", origin.host),
-            None => origin.host.clone(),
-        };
-        let value =
-            HeaderValue::from_str(&host).map_err(|e| format!("Invalid host '{host}': {e}"))?;
-        map.insert(header::HOST, value);
+        map.insert(header::HOST, host_header(url)?);
     }
     if is_h2 {
         map.remove(header::HOST);

@@ -5,7 +5,6 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, Version, header};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use mlua::prelude::*;
 use url::Url;
@@ -14,9 +13,9 @@ use super::{RequestError, config::RequestOptions, pool::Lease};
 use crate::{
     rt::ConnTasks,
     shared::{
-        decode::{self, DecodeError},
+        decode,
         headers::write_headers,
-        reader::BodyReader,
+        reader::{BodyReader, IncomingBody, OnEnd},
     },
 };
 
@@ -44,16 +43,28 @@ pub(crate) struct Exchanged {
     pub(crate) tasks: Rc<ConnTasks>,
 }
 
-/// Reads a whole body of at most `limit` bytes: `Ok(Err(limit))` past it.
-pub(crate) async fn read_whole(
-    incoming: Incoming,
-    tasks: &ConnTasks,
-    limit: usize,
-) -> Result<Result<Bytes, usize>, Box<dyn std::error::Error + Send + Sync>> {
-    match tasks.drive(Limited::new(incoming, limit).collect()).await {
-        Ok(collected) => Ok(Ok(collected.to_bytes())),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Ok(Err(limit)),
-        Err(e) => Err(e),
+/// The most of a redirect's own body that is read to reuse its connection.
+const REDIRECT_BODY_LIMIT: usize = 64 * 1024;
+
+impl Exchanged {
+    /// Reads and drops the body of a response that is not the script's (a
+    /// redirect), so that its connection is reused when the body is small.
+    pub(crate) async fn discard_body(self) {
+        let body = IncomingBody::new(
+            self.incoming,
+            Some(self.tasks),
+            None,
+            Some(REDIRECT_BODY_LIMIT),
+            None,
+            "redirect body",
+        );
+        // Unread, too large or broken: the connection is not reused.
+        if let Ok(mut body) = body
+            && body.read_to_end().await.is_ok()
+            && let Some(lease) = self.lease
+        {
+            lease.release();
+        }
     }
 }
 
@@ -72,56 +83,33 @@ pub(crate) async fn finish(
         tasks,
     } = exchanged;
     let mut headers = parts.headers;
-    let encoding = headers
+    let format = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_ascii_lowercase());
-    let format = encoding
-        .as_deref()
         .and_then(decode::format_of)
         .filter(|_| options.decompress);
     if format.is_some() {
         headers.remove(header::CONTENT_ENCODING);
         headers.remove(header::CONTENT_LENGTH);
     }
+    let mut reading = IncomingBody::new(
+        incoming,
+        Some(tasks),
+        format,
+        options.max_body_size,
+        None,
+        format!("response body from {url}"),
+    )
+    .map_err(RequestError::Body)?;
     let body = if options.stream {
-        let reader = BodyReader::new(incoming, tasks, format, options.max_body_size, lease, &url)
-            .map_err(|source| RequestError::Decompress {
-            encoding: encoding.clone().unwrap_or_default(),
-            source,
-        })?;
-        ResponseBody::Stream(reader)
+        let on_end = lease.map(|lease| -> OnEnd { Box::new(move || lease.release()) });
+        ResponseBody::Stream(BodyReader::new(reading, on_end))
     } else {
-        // Without decompression the received bytes are the body and the limit
-        // applies to them; compressed bodies are held to it as received too.
-        let limit = options.max_body_size.unwrap_or(usize::MAX);
-        let too_large = |limit| RequestError::TooLarge {
-            limit,
-            url: url.to_string(),
-        };
-        let received = read_whole(incoming, &tasks, limit)
-            .await
-            .map_err(|source| RequestError::Body {
-                url: url.to_string(),
-                source,
-            })?
-            .map_err(too_large)?;
+        let bytes = reading.read_to_end().await.map_err(RequestError::Body)?;
         if let Some(lease) = lease {
             lease.release();
         }
-        match (format, encoding) {
-            (Some(format), Some(encoding)) if !received.is_empty() => ResponseBody::Full(
-                decode::decode(format, received, options.max_body_size)
-                    .await
-                    .map_err(|e| match e {
-                        DecodeError::TooLarge { limit } => too_large(limit),
-                        DecodeError::Invalid(source) => {
-                            RequestError::Decompress { encoding, source }
-                        }
-                    })?,
-            ),
-            _ => ResponseBody::Full(received),
-        }
+        ResponseBody::Full(bytes)
     };
     Ok(ClientResponse {
         status: parts.status,

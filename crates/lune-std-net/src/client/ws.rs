@@ -16,10 +16,13 @@ use http_body_util::Empty;
 use hyper::{client::conn::http1, upgrade::Upgraded};
 use mlua::prelude::*;
 
-use super::proxy;
+use super::{
+    proxy,
+    request::{host_header, origin_form},
+};
 use crate::{
     rt::{
-        ConnTasks, FuturesIo,
+        ConnTasks, FuturesIo, Stream,
         connect::{self, ConnectError, DEFAULT_CONNECT_TIMEOUT, Proxy, Target},
         tls::Alpn,
     },
@@ -113,32 +116,7 @@ pub(crate) async fn connect(config: SocketConfig) -> Result<UpgradedSocket, Sock
         url: config.url.clone(),
         source,
     };
-    let host = url.host_str().unwrap_or_default().to_string();
-    let port = url.port_or_known_default().unwrap_or(80);
-    let tls = (url.scheme() == "wss").then_some(Alpn::Http1);
-    if config.unix_socket.is_some() && tls.is_some() {
-        return Err(SocketError::Url(format!(
-            "Cannot connect to '{}' over a Unix socket - wss is not supported there, use ws",
-            config.url
-        )));
-    }
-    // Through HTTP(S)_PROXY by a CONNECT tunnel, ws and wss alike (as
-    // browsers do); a Unix socket is never proxied.
-    let proxy = match &config.unix_socket {
-        Some(_) => None,
-        None => proxy::for_url(&url).map_err(SocketError::Url)?,
-    };
-    let target = Target {
-        host: &host,
-        port,
-        unix: config.unix_socket.as_deref(),
-        tls,
-        proxy: proxy.as_ref().map(|addr| Proxy { addr, tunnel: true }),
-        user_agent: None,
-    };
-    let stream = connect::open(&target, config.timeout)
-        .await
-        .map_err(SocketError::Connect)?;
+    let stream = open(&url, &config).await?;
     let (mut sender, conn) = http1::Builder::new()
         .handshake::<_, Empty<Bytes>>(stream)
         .await
@@ -147,72 +125,16 @@ pub(crate) async fn connect(config: SocketConfig) -> Result<UpgradedSocket, Sock
     // hands the connection over.
     let tasks = ConnTasks::new();
     tasks.spawn(async move {
+        // A failed connection fails the request the handshake awaits.
         let _ = conn.with_upgrades().await;
     });
-
     let key = generate_key();
-    let mut target = url.path().to_string();
-    if let Some(query) = url.query() {
-        target.push('?');
-        target.push_str(query);
-    }
-    let host_header = match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.clone(),
-    };
-    let mut request = Request::get(target)
-        .header(header::HOST, host_header)
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::UPGRADE, "websocket")
-        .header(header::SEC_WEBSOCKET_VERSION, "13")
-        .header(header::SEC_WEBSOCKET_KEY, key.as_str())
-        .body(Empty::new())
-        .map_err(|e| SocketError::Url(format!("Invalid WebSocket url '{}': {e}", config.url)))?;
-    let map = request.headers_mut();
-    for (name, value) in config.headers {
-        if name == header::HOST {
-            map.insert(name, value);
-        } else {
-            map.append(name, value);
-        }
-    }
-    if !config.protocols.is_empty() {
-        let offered = HeaderValue::from_str(&config.protocols.join(", "))
-            .map_err(|_| SocketError::Url("Invalid WebSocket protocol name".to_string()))?;
-        map.insert(header::SEC_WEBSOCKET_PROTOCOL, offered);
-    }
-
+    let request = handshake_request(&url, &config, &key)?;
     let response = tasks
         .drive(sender.send_request(request))
         .await
         .map_err(http_error)?;
-    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
-        return Err(SocketError::NotUpgraded {
-            url: config.url,
-            status: response.status(),
-        });
-    }
-    let accept_ok = response
-        .headers()
-        .get(header::SEC_WEBSOCKET_ACCEPT)
-        .is_some_and(|v| v.as_bytes() == derive_accept_key(key.as_bytes()).as_bytes());
-    if !accept_ok {
-        return Err(SocketError::BadAccept { url: config.url });
-    }
-    // A server may choose none of the offered subprotocols (RFC 6455 §4.1),
-    // but never one that was not offered.
-    let protocol = response
-        .headers()
-        .get(header::SEC_WEBSOCKET_PROTOCOL)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string());
-    if let Some(chosen) = &protocol
-        && !config.protocols.iter().any(|p| p == chosen)
-    {
-        return Err(SocketError::UnofferedProtocol {
-            url: config.url,
-            protocol: chosen.clone(),
-        });
-    }
+    let protocol = check_response(&response, &key, &config)?;
     let upgraded = tasks
         .drive(hyper::upgrade::on(response))
         .await
@@ -228,4 +150,103 @@ pub(crate) async fn connect(config: SocketConfig) -> Result<UpgradedSocket, Sock
         protocol,
         &config.settings,
     ))
+}
+
+/// The connection a handshake goes over: to the URL's host, through
+/// `HTTP(S)_PROXY` by a CONNECT tunnel for ws and wss alike (as browsers
+/// do), or to `unixSocket` (never proxied, plain only), within the timeout.
+async fn open(url: &url::Url, config: &SocketConfig) -> Result<Stream, SocketError> {
+    let tls = (url.scheme() == "wss").then_some(Alpn::Http1);
+    if config.unix_socket.is_some() && tls.is_some() {
+        return Err(SocketError::Url(format!(
+            "Cannot connect to '{}' over a Unix socket - wss is not supported there, use ws",
+            config.url
+        )));
+    }
+    let proxy = match &config.unix_socket {
+        Some(_) => None,
+        None => proxy::for_url(url).map_err(SocketError::Url)?,
+    };
+    let target = Target {
+        host: url.host_str().unwrap_or_default(),
+        port: url.port_or_known_default().unwrap_or(80),
+        unix: config.unix_socket.as_deref(),
+        tls,
+        proxy: proxy.as_ref().map(|addr| Proxy { addr, tunnel: true }),
+        user_agent: None,
+    };
+    connect::open(&target, config.timeout)
+        .await
+        .map_err(SocketError::Connect)
+}
+
+/// The upgrade request (RFC 6455 §4.1) with the script's headers (its own
+/// `Host` replaces ours) and the offered subprotocols.
+fn handshake_request(
+    url: &url::Url,
+    config: &SocketConfig,
+    key: &str,
+) -> Result<Request<Empty<Bytes>>, SocketError> {
+    let invalid =
+        |e: String| SocketError::Url(format!("Invalid WebSocket url '{}': {e}", config.url));
+    let mut request = Request::get(origin_form(url))
+        .header(header::HOST, host_header(url).map_err(invalid)?)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_VERSION, "13")
+        .header(header::SEC_WEBSOCKET_KEY, key)
+        .body(Empty::new())
+        .map_err(|e| invalid(e.to_string()))?;
+    let map = request.headers_mut();
+    for (name, value) in &config.headers {
+        if name == header::HOST {
+            map.insert(name.clone(), value.clone());
+        } else {
+            map.append(name.clone(), value.clone());
+        }
+    }
+    if !config.protocols.is_empty() {
+        let offered = HeaderValue::from_str(&config.protocols.join(", "))
+            .map_err(|_| SocketError::Url("Invalid WebSocket protocol name".to_string()))?;
+        map.insert(header::SEC_WEBSOCKET_PROTOCOL, offered);
+    }
+    Ok(request)
+}
+
+/// Checks the server's answer to the handshake: 101, the right
+/// `Sec-WebSocket-Accept`, and no subprotocol that was not offered (it may
+/// choose none, RFC 6455 §4.1). Gives the chosen subprotocol.
+fn check_response<B>(
+    response: &http::Response<B>,
+    key: &str,
+    config: &SocketConfig,
+) -> Result<Option<String>, SocketError> {
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return Err(SocketError::NotUpgraded {
+            url: config.url.clone(),
+            status: response.status(),
+        });
+    }
+    let accept_ok = response
+        .headers()
+        .get(header::SEC_WEBSOCKET_ACCEPT)
+        .is_some_and(|v| v.as_bytes() == derive_accept_key(key.as_bytes()).as_bytes());
+    if !accept_ok {
+        return Err(SocketError::BadAccept {
+            url: config.url.clone(),
+        });
+    }
+    let protocol = response
+        .headers()
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string());
+    if let Some(chosen) = &protocol
+        && !config.protocols.iter().any(|p| p == chosen)
+    {
+        return Err(SocketError::UnofferedProtocol {
+            url: config.url.clone(),
+            protocol: chosen.clone(),
+        });
+    }
+    Ok(protocol)
 }

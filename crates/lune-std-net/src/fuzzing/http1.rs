@@ -73,7 +73,7 @@ struct Answering(Arc<InFlight>);
 impl Drop for Answering {
     fn drop(&mut self) {
         self.0.count.fetch_sub(1, Ordering::SeqCst);
-        if let Some(waker) = self.0.waker.lock().ok().and_then(|mut w| w.take()) {
+        if let Some(waker) = lune_utils::lock(&self.0.waker).take() {
             waker.wake();
         }
     }
@@ -141,7 +141,7 @@ impl futures_lite::AsyncRead for Peer {
         if len == 0
             && !self.out_of_patience
             && let Some(in_flight) = self.patient.clone()
-            && let Ok(mut waker) = in_flight.waker.lock()
+            && let mut waker = lune_utils::lock(&in_flight.waker)
             && in_flight.count.load(Ordering::SeqCst) > 0
         {
             let timer = self

@@ -40,9 +40,7 @@ fn table() -> MutexGuard<'static, Table> {
     });
     // A panic while the table was locked leaves it consistent (every
     // change is one map operation), so a poisoned lock is still usable.
-    table
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    lune_utils::lock(table)
 }
 
 /// Wakes the sleeps that are due when the reactor timer fires.

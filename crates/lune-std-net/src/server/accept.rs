@@ -28,11 +28,10 @@ use futures_rustls::TlsAcceptor;
 use mlua::prelude::*;
 use mlua_luau_scheduler::LuaSpawnExt;
 
-use crate::report;
 use crate::{
-    rt::Stream,
+    report,
     rt::{
-        TcpConn, UnixConn,
+        Stream, TcpConn, UnixConn,
         connect::{self, ConnectError, Target},
     },
     shared::{signal::Signal, tcp::Endpoints},
@@ -98,6 +97,7 @@ impl Drop for SocketFile {
         let ours =
             std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.id);
         if ours {
+            // Gone already (removed by hand): nothing is left to clean up.
             let _ = std::fs::remove_file(&self.path);
         }
     }
@@ -301,118 +301,146 @@ pub(crate) async fn run<H, F>(
         })
     });
     loop {
-        let next = async {
-            let permit = match &slots {
-                Some(slots) => slots.acquire().await,
-                None => Permit(None),
-            };
-            (permit, listener.accept().await)
-        };
-        let accepted = future::or(async { Some(next.await) }, async {
-            stop.wait().await;
-            None
-        })
+        let accepted = future::or(
+            async { Some(accept_one(&listener, slots.as_ref(), local.as_ref(), what).await) },
+            async {
+                stop.wait().await;
+                None
+            },
+        )
         .await;
-        let (permit, raw) = match accepted {
-            None => return,
-            Some((permit, Ok(raw))) => (permit, raw),
-            Some((_, Err(e))) if is_connection_error(&e) => continue,
-            Some((_, Err(e))) => {
-                let on = local
-                    .as_ref()
-                    .map(|a| format!(" on {a}"))
-                    .unwrap_or_default();
-                report::error(&format!("{what}: failed to accept a connection{on}: {e}"));
-                async_io::Timer::after(ACCEPT_BACKOFF).await;
-                continue;
-            }
+        let Some((permit, raw)) = accepted else {
+            return;
         };
-        // Registering the socket for I/O can fail (out of memory for the
-        // epoll set): that connection is dropped and the error reported.
-        let register_failed = |e: io::Error| {
-            report::error(&format!(
-                "{what}: failed to register an accepted connection: {e}"
-            ));
+        let Some((conn, ends)) = register(raw, local.as_ref(), what) else {
+            continue;
         };
-        let (tcp, peer) = match raw {
-            Raw::Unix(stream) => {
-                let path = match &local {
-                    Some(Local::Unix(path)) => path.clone(),
-                    _ => PathBuf::new(),
-                };
-                let stream = match UnixConn::new(stream) {
-                    Ok(stream) => stream,
-                    Err(e) => {
-                        register_failed(e);
-                        continue;
+        match (conn, &tls) {
+            (Registered::Tcp(tcp), Some(acceptor)) => {
+                let (acceptor, on_accept) = (acceptor.clone(), on_accept.clone());
+                lua.spawn_local(async move {
+                    if let Some(stream) = tls_handshake(&acceptor, tcp, &ends, what).await {
+                        on_accept(Accepted {
+                            stream,
+                            ends,
+                            permit,
+                        })
+                        .await;
                     }
+                });
+            }
+            (conn, _) => {
+                let stream = match conn {
+                    Registered::Tcp(tcp) => Stream::Plain(tcp),
+                    Registered::Unix(unix) => Stream::Unix(unix),
                 };
                 on_accept(Accepted {
-                    stream: Stream::Unix(stream),
-                    ends: Endpoints::Unix { path },
-                    permit,
-                })
-                .await;
-                continue;
-            }
-            Raw::Tcp(tcp, peer) => (tcp, peer),
-        };
-        let _ = tcp.set_nodelay(true);
-        let bound = match &local {
-            Some(Local::Ip(addr)) => Some(*addr),
-            _ => None,
-        };
-        let ends = Endpoints::Ip {
-            local: tcp.local_addr().ok().or(bound).unwrap_or(peer),
-            remote: peer,
-        };
-        let tcp = match TcpConn::new(tcp) {
-            Ok(tcp) => tcp,
-            Err(e) => {
-                register_failed(e);
-                continue;
-            }
-        };
-        match &tls {
-            None => {
-                on_accept(Accepted {
-                    stream: Stream::Plain(tcp),
+                    stream,
                     ends,
                     permit,
                 })
                 .await;
             }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                let on_accept = on_accept.clone();
-                lua.spawn_local(async move {
-                    let handshake = future::or(async { Some(acceptor.accept(tcp).await) }, async {
-                        async_io::Timer::after(TLS_HANDSHAKE_TIMEOUT).await;
-                        None
-                    });
-                    match handshake.await {
-                        Some(Ok(tls)) => {
-                            on_accept(Accepted {
-                                stream: Stream::ServerTls(Box::new(tls)),
-                                ends,
-                                permit,
-                            })
-                            .await;
-                        }
-                        // The client's port is left out so that repeats from
-                        // one client count as one error in the report.
-                        Some(Err(e)) => report::error(&format!(
-                            "{what}: TLS handshake with a client at {} failed: {e}",
-                            peer.ip()
-                        )),
-                        None => report::error(&format!(
-                            "{what}: TLS handshake with a client at {} timed out after {} s",
-                            peer.ip(),
-                            TLS_HANDSHAKE_TIMEOUT.as_secs()
-                        )),
-                    }
-                });
+        }
+    }
+}
+
+/// The next connection the listener accepts, with its place under
+/// `maxConnections`. A connection that failed before it was accepted is
+/// skipped; an error of the listening socket itself is reported and
+/// retried after a pause.
+async fn accept_one(
+    listener: &Listener,
+    slots: Option<&Rc<Slots>>,
+    local: Option<&Local>,
+    what: &str,
+) -> (Permit, Raw) {
+    loop {
+        let permit = match slots {
+            Some(slots) => slots.acquire().await,
+            None => Permit(None),
+        };
+        match listener.accept().await {
+            Ok(raw) => return (permit, raw),
+            Err(e) if is_connection_error(&e) => {}
+            Err(e) => {
+                let on = local.map(|a| format!(" on {a}")).unwrap_or_default();
+                report::error(&format!("{what}: failed to accept a connection{on}: {e}"));
+                drop(permit);
+                async_io::Timer::after(ACCEPT_BACKOFF).await;
             }
         }
     }
+}
+
+/// An accepted socket registered with the reactor.
+enum Registered {
+    Tcp(TcpConn),
+    Unix(UnixConn),
+}
+
+/// Registers an accepted socket for I/O and notes its endpoints. That can
+/// fail (out of memory for the epoll set): the connection is then dropped
+/// and the error reported.
+fn register(raw: Raw, local: Option<&Local>, what: &str) -> Option<(Registered, Endpoints)> {
+    let registered = match raw {
+        Raw::Unix(stream) => {
+            let path = match local {
+                Some(Local::Unix(path)) => path.clone(),
+                _ => PathBuf::new(),
+            };
+            UnixConn::new(stream).map(|unix| (Registered::Unix(unix), Endpoints::Unix { path }))
+        }
+        Raw::Tcp(tcp, peer) => {
+            // Nagle's algorithm only delays small writes: a socket that
+            // refuses to turn it off still works.
+            let _ = tcp.set_nodelay(true);
+            let bound = match local {
+                Some(Local::Ip(addr)) => Some(*addr),
+                _ => None,
+            };
+            let ends = Endpoints::Ip {
+                local: tcp.local_addr().ok().or(bound).unwrap_or(peer),
+                remote: peer,
+            };
+            TcpConn::new(tcp).map(|tcp| (Registered::Tcp(tcp), ends))
+        }
+    };
+    registered
+        .map_err(|e| {
+            report::error(&format!(
+                "{what}: failed to register an accepted connection: {e}"
+            ));
+        })
+        .ok()
+}
+
+/// The server side of a TLS handshake, within [`TLS_HANDSHAKE_TIMEOUT`]; a
+/// failed or slow one is reported (without the client's port, so that
+/// repeats from one client count as one error) and gives `None`.
+async fn tls_handshake(
+    acceptor: &TlsAcceptor,
+    tcp: TcpConn,
+    ends: &Endpoints,
+    what: &str,
+) -> Option<Stream> {
+    let handshake = future::or(async { Some(acceptor.accept(tcp).await) }, async {
+        async_io::Timer::after(TLS_HANDSHAKE_TIMEOUT).await;
+        None
+    });
+    let client = match ends {
+        Endpoints::Ip { remote, .. } => remote.ip().to_string(),
+        Endpoints::Unix { .. } => "a Unix socket".to_string(),
+    };
+    match handshake.await {
+        Some(Ok(tls)) => return Some(Stream::ServerTls(Box::new(tls))),
+        Some(Err(e)) => report::error(&format!(
+            "{what}: TLS handshake with a client at {client} failed: {e}"
+        )),
+        None => report::error(&format!(
+            "{what}: TLS handshake with a client at {client} timed out after {} s",
+            TLS_HANDSHAKE_TIMEOUT.as_secs()
+        )),
+    }
+    None
 }

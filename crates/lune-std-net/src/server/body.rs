@@ -4,14 +4,15 @@
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use futures_lite::future;
+use bytes::Bytes;
 use http::{StatusCode, header};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::response::{HttpResponse, closing, plain};
-use crate::shared::decode::{self, DecodeError};
+use crate::shared::{
+    decode,
+    reader::{BodyFault, IncomingBody},
+};
 
 /// The limits a request body is read under.
 #[derive(Clone, Copy)]
@@ -23,72 +24,60 @@ pub(crate) struct Limits {
 /// Reads the whole body, or the response that refuses it.
 pub(crate) async fn read(
     headers: &http::HeaderMap,
-    mut body: Incoming,
+    body: Incoming,
     limits: Limits,
 ) -> Result<Bytes, HttpResponse> {
-    let too_large = || {
-        closing(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!(
-                "Request body is larger than the server's limit of {} bytes",
-                limits.max_size
-            ),
-        )
-    };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limits.max_size as u64) {
-        return Err(too_large());
+        return Err(refusal(&BodyFault::TooLarge {
+            limit: limits.max_size,
+        }));
     }
-    let mut bytes = BytesMut::new();
-    loop {
-        let frame = future::or(async { Some(body.frame().await) }, async {
-            async_io::Timer::after(limits.timeout).await;
-            None
-        })
-        .await;
-        let frame = match frame {
-            None => {
-                return Err(closing(
-                    StatusCode::REQUEST_TIMEOUT,
-                    &format!(
-                        "Request body stalled: no data for {} seconds",
-                        limits.timeout.as_secs_f64()
-                    ),
-                ));
-            }
-            Some(None) => break,
-            Some(Some(Ok(frame))) => frame,
-            Some(Some(Err(e))) => {
-                return Err(closing(
-                    StatusCode::BAD_REQUEST,
-                    &format!("Failed to read the request body: {e}"),
-                ));
-            }
-        };
-        if let Ok(data) = frame.into_data() {
-            if bytes.len() + data.len() > limits.max_size {
-                return Err(too_large());
-            }
-            bytes.extend_from_slice(&data);
-        }
-    }
-    let bytes = bytes.freeze();
-    let encoding = headers
+    let format = headers
         .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok());
-    match encoding.and_then(decode::format_of) {
-        Some(format) if !bytes.is_empty() => decode::decode(format, bytes, Some(limits.max_size))
-            .await
-            .map_err(|e| match e {
-                DecodeError::TooLarge { .. } => too_large(),
-                DecodeError::Invalid(e) => plain(
-                    StatusCode::BAD_REQUEST,
-                    &format!("Failed to decompress the request body: {e}"),
-                ),
-            }),
-        _ => Ok(bytes),
+        .and_then(|v| v.to_str().ok())
+        .and_then(decode::format_of);
+    let reading = IncomingBody::new(
+        body,
+        None,
+        format,
+        Some(limits.max_size),
+        Some(limits.timeout),
+        "request body",
+    );
+    let bytes = match reading {
+        Ok(mut reading) => reading.read_to_end().await,
+        Err(e) => Err(e),
+    };
+    bytes.map_err(|e| refusal(&e.fault))
+}
+
+/// The one status rule for a request body the server cannot take: too
+/// large 413 and stalled 408 (both closing: the rest of the body is not
+/// read), broken 400 (closing), not valid for its encoding 400.
+fn refusal(fault: &BodyFault) -> HttpResponse {
+    match fault {
+        BodyFault::TooLarge { limit } => closing(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("Request body is larger than the server's limit of {limit} bytes"),
+        ),
+        BodyFault::Stalled(after) => closing(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!(
+                "Request body stalled: no data for {} seconds",
+                after.as_secs_f64()
+            ),
+        ),
+        BodyFault::Broken(e) => closing(
+            StatusCode::BAD_REQUEST,
+            &format!("Failed to read the request body: {e}"),
+        ),
+        BodyFault::Decompress(e) => plain(
+            StatusCode::BAD_REQUEST,
+            &format!("Failed to decompress the request body: {e}"),
+        ),
     }
 }

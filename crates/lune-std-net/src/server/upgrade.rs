@@ -16,7 +16,9 @@ use mlua::prelude::*;
 use mlua_luau_scheduler::LuaSpawnExt;
 
 use super::{
-    Lifetime, request,
+    Lifetime, Shutdown,
+    connections::Open,
+    request,
     response::{HttpResponse, plain},
 };
 use crate::{
@@ -60,26 +62,12 @@ pub(crate) fn upgrade(
     settings: websocket::Settings,
     lifetime: &Lifetime,
     peer: Option<SocketAddr>,
-    mut request: Request<Incoming>,
+    request: Request<Incoming>,
 ) -> HttpResponse {
-    let Some(key) = request.headers().get(header::SEC_WEBSOCKET_KEY).cloned() else {
-        return plain(StatusCode::BAD_REQUEST, "Missing Sec-WebSocket-Key header");
+    let key = match check_request(request.headers()) {
+        Ok(key) => key,
+        Err(refusal) => return refusal.response(),
     };
-    let version_ok = request
-        .headers()
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .is_some_and(|v| v.as_bytes() == b"13");
-    if !version_ok {
-        let mut response = plain(
-            StatusCode::UPGRADE_REQUIRED,
-            "Unsupported WebSocket version",
-        );
-        response.headers_mut().insert(
-            header::SEC_WEBSOCKET_VERSION,
-            HeaderValue::from_static("13"),
-        );
-        return response;
-    }
     let protocol = choose_protocol(request.headers(), protocols);
     let (parts, body) = request.into_parts();
     let table = match request::request_table(lua, &parts, &[], peer) {
@@ -91,50 +79,69 @@ pub(crate) fn upgrade(
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
         }
     };
-    request = Request::from_parts(parts, body);
-    let on_upgrade = hyper::upgrade::on(&mut request);
-    let chosen = protocol
-        .as_ref()
-        .and_then(|p| p.to_str().ok())
-        .map(str::to_string);
-    let lua_inner = lua.clone();
-    let open = lifetime.connections.open();
-    let shutdown = lifetime.shutdown.clone();
-    lua.spawn_local(async move {
+    let mut request = Request::from_parts(parts, body);
+    let socket = Upgrading {
+        on_upgrade: hyper::upgrade::on(&mut request),
+        protocol: protocol
+            .as_ref()
+            .and_then(|p| p.to_str().ok())
+            .map(str::to_string),
+        settings,
         // Counted as a connection of the server until the socket is done.
-        let _open = open;
-        let Ok(upgraded) = on_upgrade.await else {
-            return;
-        };
-        let stream = WebSocketStream::from_raw_socket(
-            FuturesIo(upgraded),
-            Role::Server,
-            Some(settings.config()),
-        )
-        .await;
-        let socket = WebSocket::new(stream, chosen, &settings);
-        let handle = socket.handle();
-        let handled = async {
-            match websocket::into_object(&lua_inner, socket) {
-                Ok(object) => Some(handler.call_async::<()>((object, table)).await),
-                Err(e) => Some(Err(e)),
+        open: lifetime.connections.open(),
+        shutdown: lifetime.shutdown.clone(),
+    };
+    let lua_inner = lua.clone();
+    lua.spawn_local(async move { socket.run(&lua_inner, handler, table).await });
+    accepted(&key, protocol)
+}
+
+/// Why a request is no WebSocket handshake we take (RFC 6455 §4.2.2).
+enum Refusal {
+    NoKey,
+    /// A version other than 13.
+    Version,
+}
+
+impl Refusal {
+    fn response(&self) -> HttpResponse {
+        match self {
+            Self::NoKey => plain(
+                StatusCode::BAD_REQUEST,
+                "Missing Sec-WebSocket-Key header",
+            ),
+            Self::Version => {
+                let mut response = plain(
+                    StatusCode::UPGRADE_REQUIRED,
+                    "Unsupported WebSocket version",
+                );
+                response.headers_mut().insert(
+                    header::SEC_WEBSOCKET_VERSION,
+                    HeaderValue::from_static("13"),
+                );
+                response
             }
-        };
-        // A stopped server closes its sockets once the drain time is over.
-        let stopped = async {
-            shutdown.stopped.wait().await;
-            async_io::Timer::after(shutdown.drain.get()).await;
-            None
-        };
-        match future::or(handled, stopped).await {
-            Some(Ok(())) => {}
-            Some(Err(e)) => {
-                report::error(&format!("net.serve: the WebSocket handler errored:\n{e}"));
-                handle.close(1011, "Internal error").await;
-            }
-            None => handle.close(1001, "Server stopping").await,
         }
-    });
+    }
+}
+
+/// The client's key, when the request is a handshake we take.
+fn check_request(headers: &http::HeaderMap) -> Result<HeaderValue, Refusal> {
+    let key = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .cloned()
+        .ok_or(Refusal::NoKey)?;
+    let version_ok = headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v.as_bytes() == b"13");
+    if !version_ok {
+        return Err(Refusal::Version);
+    }
+    Ok(key)
+}
+
+/// The 101 answer to a handshake with `key`, with the chosen subprotocol.
+fn accepted(key: &HeaderValue, protocol: Option<HeaderValue>) -> HttpResponse {
     let accept = derive_accept_key(key.as_bytes());
     let mut response = Response::new(OutBody::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -148,6 +155,56 @@ pub(crate) fn upgrade(
         map.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
     }
     response
+}
+
+/// A WebSocket answered with 101, waiting for hyper to hand it over.
+struct Upgrading {
+    on_upgrade: hyper::upgrade::OnUpgrade,
+    protocol: Option<String>,
+    settings: websocket::Settings,
+    open: Open,
+    shutdown: Rc<Shutdown>,
+}
+
+impl Upgrading {
+    /// Runs `handler` with the socket and the request table; a handler
+    /// error closes it with 1011, a stopped server with 1001 once the drain
+    /// time is over.
+    async fn run(self, lua: &Lua, handler: LuaFunction, table: LuaTable) {
+        let _open = self.open;
+        // The peer left before the upgrade went through: nobody to serve.
+        let Ok(upgraded) = self.on_upgrade.await else {
+            return;
+        };
+        let stream = WebSocketStream::from_raw_socket(
+            FuturesIo(upgraded),
+            Role::Server,
+            Some(self.settings.config()),
+        )
+        .await;
+        let socket = WebSocket::new(stream, self.protocol, &self.settings);
+        let handle = socket.handle();
+        let handled = async {
+            match websocket::into_object(lua, socket) {
+                Ok(object) => Some(handler.call_async::<()>((object, table)).await),
+                Err(e) => Some(Err(e)),
+            }
+        };
+        let shutdown = &self.shutdown;
+        let stopped = async {
+            shutdown.stopped.wait().await;
+            async_io::Timer::after(shutdown.drain.get()).await;
+            None
+        };
+        match future::or(handled, stopped).await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                report::error(&format!("net.serve: the WebSocket handler errored:\n{e}"));
+                handle.close(1011, "Internal error").await;
+            }
+            None => handle.close(1001, "Server stopping").await,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -90,6 +90,7 @@ impl BodySource {
                 Self::String(string) => OutBody::from(Bytes::copy_from_slice(&string.as_bytes())),
                 Self::Function(_) => {
                     let (sender, receiver) = async_channel::bounded(1);
+                    // A new channel of one has room: this cannot fail.
                     let _ = sender.try_send(Err(BodyError(format!(
                         "A {what} function needs a Luau thread to run on"
                     ))));

@@ -101,27 +101,27 @@ fn interrupted() -> DecodeError {
     ))
 }
 
-/// Inflates a whole body `data` encoded as `format` to at most `limit` bytes.
-pub(crate) async fn decode(
-    format: CompressionFormat,
-    data: Bytes,
-    limit: Option<usize>,
-) -> Result<Bytes, DecodeError> {
-    let mut decoder = Decoder::new(format, limit)?;
-    let out = decoder.feed(data).await?;
-    let last = decoder.finish()?;
-    if last.is_empty() {
-        return Ok(out);
-    }
-    let mut all = Vec::with_capacity(out.len() + last.len());
-    all.extend_from_slice(&out);
-    all.extend_from_slice(&last);
-    Ok(Bytes::from(all))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Inflates a whole body `data` encoded as `format` to at most `limit` bytes.
+    async fn decode(
+        format: CompressionFormat,
+        data: Bytes,
+        limit: Option<usize>,
+    ) -> Result<Bytes, DecodeError> {
+        let mut decoder = Decoder::new(format, limit)?;
+        let out = decoder.feed(data).await?;
+        let last = decoder.finish()?;
+        if last.is_empty() {
+            return Ok(out);
+        }
+        let mut all = Vec::with_capacity(out.len() + last.len());
+        all.extend_from_slice(&out);
+        all.extend_from_slice(&last);
+        Ok(Bytes::from(all))
+    }
 
     fn gzip_of_zeros(n: usize) -> Bytes {
         Bytes::from(

@@ -15,6 +15,10 @@ pub(crate) const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
 /// Luau number holds exactly.
 pub(crate) const MAX_SIZE: f64 = 9_007_199_254_740_992.0;
 
+/// A `read()` without a size (of a `TcpStream` or a `BodyReader`) returns at
+/// most this much, and so does each read of a stream the library consumes.
+pub(crate) const DEFAULT_READ_SIZE: usize = 64 * 1024;
+
 /// How a value is shown in an error: numbers as Luau prints them, anything
 /// else by its type name.
 pub(crate) fn describe(value: &LuaValue) -> String {
@@ -244,8 +248,7 @@ pub(crate) fn parse_address(text: &str) -> LuaResult<IpAddr> {
     if bare.eq_ignore_ascii_case("localhost") {
         return Ok(IpAddr::from([127, 0, 0, 1]));
     }
-    let bare = bare.trim_start_matches('[').trim_end_matches(']');
-    bare.parse().map_err(|_| {
+    crate::rt::connect::bare(bare).parse().map_err(|_| {
         LuaError::runtime(format!(
             "Invalid address '{text}' - expected an IPv4 or IPv6 address such as 127.0.0.1 or ::1, optionally prefixed with http://"
         ))

@@ -1,12 +1,16 @@
-//! The `BodyReader` a streamed response (`options.stream = true`) gives:
-//! `read(size?)`, `readToEnd()`, `close()`. Bytes are decompressed as they
-//! arrive and held to `options.maxBodySize`; a body read to its end gives its
-//! connection back to the pool, a closed or broken one does not.
+//! Incoming bodies, for the client's responses and the server's requests
+//! alike: ONE path ([`IncomingBody`]) that takes hyper's frames (driving the
+//! connection's tasks where a client needs it), decompresses as they
+//! arrive, holds the body to its limit and, on a server, ends a body that
+//! stalls; ONE error type ([`IncomingError`]) for what goes wrong. The
+//! body is read whole ([`IncomingBody::read_to_end`]) or piece by piece by a
+//! script through a [`BodyReader`]: `read(size?)`, `readToEnd()`,
+//! `close()`.
 
-use std::rc::Rc;
+use std::{rc::Rc, time::Duration};
 
 use async_lock::Mutex;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_lite::future;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -18,161 +22,305 @@ use super::{
     options,
     signal::Signal,
 };
-use crate::{client::Lease, rt::ConnTasks};
+use crate::rt::ConnTasks;
 
-/// `read()` without a size returns at most this much.
-const DEFAULT_READ_SIZE: usize = 64 * 1024;
+/// What went wrong with an incoming body.
+#[derive(Debug)]
+pub(crate) enum BodyFault {
+    /// Larger than the limit (`maxBodySize`), received or decoded.
+    TooLarge { limit: usize },
+    /// The connection broke before the body ended.
+    Broken(hyper::Error),
+    /// No byte came for this long (a server's `bodyTimeout`).
+    Stalled(Duration),
+    /// The bytes are not valid for the body's `Content-Encoding`.
+    Decompress(std::io::Error),
+}
 
-struct State {
+/// An incoming body's failure, with what it was (`"response body from
+/// <url>"`, `"request body"`) and its encoding, for the message.
+#[derive(Debug)]
+pub(crate) struct IncomingError {
+    pub(crate) fault: BodyFault,
+    body: Rc<str>,
+    encoding: Option<&'static str>,
+}
+
+impl std::fmt::Display for IncomingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let body = &self.body;
+        match &self.fault {
+            BodyFault::TooLarge { limit } => {
+                let mut chars = body.chars();
+                let first = chars.next().map(|c| c.to_ascii_uppercase());
+                write!(
+                    f,
+                    "{}{} is larger than the limit of {limit} bytes (maxBodySize)",
+                    first.unwrap_or_default(),
+                    chars.as_str()
+                )
+            }
+            BodyFault::Broken(e) => write!(
+                f,
+                "Connection broken while reading the {body}: {}",
+                lune_utils::describe_error(e)
+            ),
+            BodyFault::Stalled(after) => write!(
+                f,
+                "The {body} stalled: no data for {} seconds",
+                after.as_secs_f64()
+            ),
+            BodyFault::Decompress(e) => match self.encoding {
+                Some(encoding) => write!(f, "Failed to decompress the '{encoding}' {body}: {e}"),
+                None => write!(f, "Failed to decompress the {body}: {e}"),
+            },
+        }
+    }
+}
+
+impl std::error::Error for IncomingError {}
+
+/// One incoming body as it arrives.
+pub(crate) struct IncomingBody {
+    /// `None` once the body ended or failed.
     incoming: Option<Incoming>,
-    /// The tasks of the connection that delivers it.
+    /// The tasks of the client connection that delivers it, driven while a
+    /// frame is awaited; `None` on a server, whose connection is a task.
     tasks: Option<Rc<ConnTasks>>,
     decoder: Option<Decoder>,
+    encoding: Option<&'static str>,
+    limit: Option<usize>,
+    /// Bytes so far, as received and as decoded, against the limit.
+    received: usize,
+    decoded: usize,
+    stall: Option<Duration>,
+    body: Rc<str>,
+}
+
+impl IncomingBody {
+    /// `body` names it in errors (`"response body from <url>"`); `format`
+    /// is the `Content-Encoding` to undo; `limit` holds both the bytes
+    /// received and the bytes decoded; `stall` ends a body with no data for
+    /// that long.
+    pub(crate) fn new(
+        incoming: Incoming,
+        tasks: Option<Rc<ConnTasks>>,
+        format: Option<CompressionFormat>,
+        limit: Option<usize>,
+        stall: Option<Duration>,
+        body: impl Into<Rc<str>>,
+    ) -> Result<Self, IncomingError> {
+        let body = body.into();
+        let encoding = format.map(CompressionFormat::header_name);
+        let decoder = format
+            .map(|f| Decoder::new(f, limit))
+            .transpose()
+            .map_err(|e| IncomingError {
+                fault: decode_fault(e),
+                body: body.clone(),
+                encoding,
+            })?;
+        Ok(Self {
+            incoming: Some(incoming),
+            tasks,
+            decoder,
+            encoding,
+            limit,
+            received: 0,
+            decoded: 0,
+            stall,
+            body,
+        })
+    }
+
+    fn error(&self, fault: BodyFault) -> IncomingError {
+        IncomingError {
+            fault,
+            body: self.body.clone(),
+            encoding: self.encoding,
+        }
+    }
+
+    fn over_limit(&self, count: usize) -> Result<(), BodyFault> {
+        match self.limit {
+            Some(limit) if count > limit => Err(BodyFault::TooLarge { limit }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The next decoded bytes (never empty), or `None` at the end. After an
+    /// error the body is over: the connection is left half-read.
+    pub(crate) async fn next(&mut self) -> Result<Option<Bytes>, IncomingError> {
+        let next = self.next_inner().await;
+        if next.is_err() {
+            self.incoming = None;
+            self.tasks = None;
+        }
+        next.map_err(|fault| self.error(fault))
+    }
+
+    async fn next_inner(&mut self) -> Result<Option<Bytes>, BodyFault> {
+        loop {
+            let (tasks, stall) = (self.tasks.clone(), self.stall);
+            let Some(incoming) = self.incoming.as_mut() else {
+                return Ok(None);
+            };
+            let frame = async {
+                match &tasks {
+                    Some(tasks) => tasks.drive(incoming.frame()).await,
+                    None => incoming.frame().await,
+                }
+            };
+            let frame = match stall {
+                Some(stall) => future::or(async { Some(frame.await) }, async {
+                    async_io::Timer::after(stall).await;
+                    None
+                })
+                .await
+                .ok_or(BodyFault::Stalled(stall))?,
+                None => frame.await,
+            };
+            let decoded = match frame {
+                None => {
+                    self.incoming = None;
+                    self.tasks = None;
+                    // An empty body is empty in any encoding (a HEAD
+                    // response, a 204 that names one).
+                    match &mut self.decoder {
+                        Some(decoder) if self.received > 0 => {
+                            decoder.finish().map_err(decode_fault)?
+                        }
+                        _ => return Ok(None),
+                    }
+                }
+                Some(Err(e)) => return Err(BodyFault::Broken(e)),
+                Some(Ok(frame)) => {
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    self.received += data.len();
+                    self.over_limit(self.received)?;
+                    match &mut self.decoder {
+                        Some(decoder) => decoder.feed(data).await.map_err(decode_fault)?,
+                        None => data,
+                    }
+                }
+            };
+            self.decoded += decoded.len();
+            self.over_limit(self.decoded)?;
+            if !decoded.is_empty() {
+                return Ok(Some(decoded));
+            }
+        }
+    }
+
+    /// The rest of the body, whole.
+    pub(crate) async fn read_to_end(&mut self) -> Result<Bytes, IncomingError> {
+        let Some(first) = self.next().await? else {
+            return Ok(Bytes::new());
+        };
+        let Some(second) = self.next().await? else {
+            return Ok(first);
+        };
+        let mut all = BytesMut::with_capacity(first.len() + second.len());
+        all.extend_from_slice(&first);
+        all.extend_from_slice(&second);
+        while let Some(more) = self.next().await? {
+            all.extend_from_slice(&more);
+        }
+        Ok(all.freeze())
+    }
+}
+
+fn decode_fault(e: DecodeError) -> BodyFault {
+    match e {
+        DecodeError::TooLarge { limit } => BodyFault::TooLarge { limit },
+        DecodeError::Invalid(e) => BodyFault::Decompress(e),
+    }
+}
+
+/// Called once a body was read to its end without error: a client gives
+/// the connection back to its pool. Dropped uncalled otherwise.
+pub(crate) type OnEnd = Box<dyn FnOnce()>;
+
+struct State {
+    body: IncomingBody,
     /// Decoded bytes not yet handed out.
     pending: Bytes,
-    /// Decoded bytes so far, against the limit.
-    received: usize,
-    limit: Option<usize>,
-    lease: Option<Lease>,
+    on_end: Option<OnEnd>,
 }
 
 struct Inner {
     state: Mutex<State>,
     closed: Signal,
-    url: String,
 }
 
-/// A response body read piece by piece.
+/// A body a script reads piece by piece.
 pub(crate) struct BodyReader {
     inner: Rc<Inner>,
 }
 
 impl BodyReader {
-    pub(crate) fn new(
-        incoming: Incoming,
-        tasks: Rc<ConnTasks>,
-        format: Option<CompressionFormat>,
-        limit: Option<usize>,
-        lease: Option<Lease>,
-        url: &url::Url,
-    ) -> std::io::Result<Self> {
-        let decoder = format
-            .map(|f| Decoder::new(f, limit))
-            .transpose()
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        Ok(Self {
+    pub(crate) fn new(body: IncomingBody, on_end: Option<OnEnd>) -> Self {
+        Self {
             inner: Rc::new(Inner {
                 state: Mutex::new(State {
-                    incoming: Some(incoming),
-                    tasks: Some(tasks),
-                    decoder,
+                    body,
                     pending: Bytes::new(),
-                    received: 0,
-                    limit,
-                    lease,
+                    on_end,
                 }),
                 closed: Signal::default(),
-                url: url.to_string(),
             }),
-        })
-    }
-
-    fn too_large(&self, limit: usize) -> LuaError {
-        LuaError::runtime(format!(
-            "Response body from {} is larger than the limit of {limit} bytes (maxBodySize)",
-            self.inner.url
-        ))
-    }
-
-    /// Decodes one piece of the body into `state.pending`, or ends it.
-    async fn take_in(&self, state: &mut State, data: Option<Bytes>) -> LuaResult<()> {
-        let decoded = match (&mut state.decoder, data) {
-            (Some(decoder), Some(data)) => decoder.feed(data).await,
-            (Some(decoder), None) => decoder.finish(),
-            (None, Some(data)) => Ok(data),
-            (None, None) => Ok(Bytes::new()),
-        };
-        let decoded = decoded.map_err(|e| match e {
-            DecodeError::TooLarge { limit } => self.too_large(limit),
-            DecodeError::Invalid(e) => LuaError::runtime(format!(
-                "Failed to decompress the response body from {}: {e}",
-                self.inner.url
-            )),
-        })?;
-        state.received += decoded.len();
-        if let Some(limit) = state.limit
-            && state.received > limit
-        {
-            return Err(self.too_large(limit));
         }
-        state.pending = decoded;
-        Ok(())
     }
 
     /// The next bytes, at most `size`; nil at the end or once closed.
-    pub(crate) async fn read(&self, size: usize) -> LuaResult<Option<Bytes>> {
+    pub(crate) async fn read(&self, size: usize) -> Result<Option<Bytes>, IncomingError> {
         let mut state = self.inner.state.lock().await;
-        loop {
-            if !state.pending.is_empty() {
-                let n = size.min(state.pending.len());
-                return Ok(Some(state.pending.split_to(n)));
-            }
+        if state.pending.is_empty() {
             if self.inner.closed.is_set() {
                 return Ok(None);
             }
-            let Some(tasks) = state.tasks.clone() else {
-                return Ok(None);
-            };
-            let Some(incoming) = state.incoming.as_mut() else {
-                return Ok(None);
-            };
-            // The connection's tasks run while the frame is awaited.
-            let next = tasks.drive(incoming.frame());
-            let frame = future::or(async { Some(next.await) }, async {
+            let next = future::or(async { Some(state.body.next().await) }, async {
                 self.inner.closed.wait().await;
                 None
             })
             .await;
-            let result = match frame {
+            match next {
                 None => return Ok(None),
-                Some(None) => {
-                    state.incoming = None;
-                    state.tasks = None;
-                    let ended = self.take_in(&mut state, None).await;
-                    if ended.is_ok()
-                        && let Some(lease) = state.lease.take()
-                    {
-                        lease.release();
-                    }
-                    ended
+                Some(Err(e)) => {
+                    state.on_end = None;
+                    return Err(e);
                 }
-                Some(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) => self.take_in(&mut state, Some(data)).await,
-                    Err(_) => Ok(()),
-                },
-                Some(Some(Err(e))) => Err(LuaError::runtime(format!(
-                    "Connection broken while reading the response body from {}: {e}",
-                    self.inner.url
-                ))),
-            };
-            if let Err(e) = result {
-                // The connection is left half-read: it is not reused.
-                state.incoming = None;
-                state.tasks = None;
-                state.lease = None;
-                return Err(e);
+                Some(Ok(None)) => {
+                    if let Some(on_end) = state.on_end.take() {
+                        on_end();
+                    }
+                    return Ok(None);
+                }
+                Some(Ok(Some(bytes))) => state.pending = bytes,
             }
         }
+        let n = size.min(state.pending.len());
+        Ok(Some(state.pending.split_to(n)))
     }
 
     /// Discards the rest; a pending `read` returns nil.
     pub(crate) async fn close(&self) {
         self.inner.closed.fire();
         let mut state = self.inner.state.lock().await;
-        state.incoming = None;
-        state.tasks = None;
-        state.lease = None;
+        state.body.incoming = None;
+        state.body.tasks = None;
+        state.on_end = None;
         state.pending = Bytes::new();
+    }
+
+    /// What the body is, for `tostring`.
+    fn name(&self) -> Rc<str> {
+        match self.inner.state.try_lock() {
+            Some(state) => state.body.body.clone(),
+            None => Rc::from("body"),
+        }
     }
 }
 
@@ -181,8 +329,8 @@ impl LuaUserData for BodyReader {
         methods.add_async_method("read", |lua, this, size: Option<LuaValue>| {
             lune_utils::wake_on_drop(async move {
                 let size = options::size(&size.unwrap_or(LuaValue::Nil), "size")?
-                    .unwrap_or(DEFAULT_READ_SIZE);
-                match this.read(size).await? {
+                    .unwrap_or(options::DEFAULT_READ_SIZE);
+                match this.read(size).await.map_err(LuaError::external)? {
                     Some(bytes) => Ok(LuaValue::String(lua.create_string(&bytes)?)),
                     None => Ok(LuaValue::Nil),
                 }
@@ -191,7 +339,7 @@ impl LuaUserData for BodyReader {
         methods.add_async_method("readToEnd", |lua, this, ()| {
             lune_utils::wake_on_drop(async move {
                 let mut all = Vec::new();
-                while let Some(bytes) = this.read(usize::MAX).await? {
+                while let Some(bytes) = this.read(usize::MAX).await.map_err(LuaError::external)? {
                     all.extend_from_slice(&bytes);
                 }
                 lua.create_string(&all)
@@ -204,7 +352,7 @@ impl LuaUserData for BodyReader {
             })
         });
         methods.add_meta_method(LuaMetaMethod::ToString, |_, this, ()| {
-            Ok(format!("BodyReader({})", this.inner.url))
+            Ok(format!("BodyReader({})", this.name()))
         });
     }
 }

@@ -17,8 +17,6 @@ use mlua::prelude::*;
 use super::{body::bytes_from_lua, options, signal::Signal};
 use crate::rt::Stream;
 
-/// `read()` without a size reads at most this much.
-const DEFAULT_READ_SIZE: usize = 64 * 1024;
 /// The longest keep-alive idle time the kernel takes (`TCP_KEEPIDLE`).
 const MAX_KEEPALIVE_SECONDS: f64 = 32767.0;
 
@@ -250,7 +248,7 @@ const MAX_READ_SIZE: usize = 16 * 1024 * 1024;
 
 fn read_size(size: Option<LuaValue>) -> LuaResult<usize> {
     let size = size.unwrap_or(LuaValue::Nil);
-    Ok(options::size(&size, "size")?.map_or(DEFAULT_READ_SIZE, |n| n.min(MAX_READ_SIZE)))
+    Ok(options::size(&size, "size")?.map_or(options::DEFAULT_READ_SIZE, |n| n.min(MAX_READ_SIZE)))
 }
 
 impl LuaUserData for TcpStream {
@@ -330,7 +328,7 @@ mod tests {
     #[test]
     fn documented_read_default_matches_the_code() {
         let docs = include_str!("../../types.d.luau");
-        let said = format!("(default {} KiB)", super::DEFAULT_READ_SIZE / 1024);
+        let said = format!("(default {} KiB)", super::options::DEFAULT_READ_SIZE / 1024);
         assert!(docs.contains(&said), "types.d.luau should say {said}");
     }
 }

@@ -189,9 +189,7 @@ impl UdpSocket {
                 )));
             }
         };
-        let group: IpAddr = text
-            .trim_start_matches('[')
-            .trim_end_matches(']')
+        let group: IpAddr = connect::bare(&text)
             .parse()
             .ok()
             .filter(IpAddr::is_multicast)

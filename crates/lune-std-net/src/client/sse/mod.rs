@@ -222,10 +222,13 @@ impl EventStream {
                 }
                 continue;
             };
-            let read = future::or(async { Some(reader.read(64 * 1024).await) }, async {
-                inner.closed.wait().await;
-                None
-            })
+            let read = future::or(
+                async { Some(reader.read(options::DEFAULT_READ_SIZE).await) },
+                async {
+                    inner.closed.wait().await;
+                    None
+                },
+            )
             .await;
             match read {
                 None => return Ok(None),
