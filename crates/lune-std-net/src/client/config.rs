@@ -10,22 +10,22 @@ use crate::shared::{body::BodySource, headers, options::Options};
 
 /// Everything `net.request` was asked to do.
 pub(crate) struct RequestConfig {
-    pub(crate) url: String,
-    pub(crate) method: Method,
-    pub(crate) query: Vec<(String, String)>,
-    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
-    pub(crate) body: BodySource,
-    pub(crate) options: RequestOptions,
+    pub(super) url: String,
+    pub(super) method: Method,
+    pub(super) query: Vec<(String, String)>,
+    pub(super) headers: Vec<(HeaderName, HeaderValue)>,
+    pub(super) body: BodySource,
+    pub(super) options: RequestOptions,
     /// The Luau state a streamed body is read from (none outside Luau).
-    pub(crate) lua: Option<Lua>,
+    pub(super) lua: Option<Lua>,
     /// Whether the Luau thread that made the request still waits for it.
-    pub(crate) caller: Liveness,
+    pub(super) caller: Liveness,
     /// The default `User-Agent`, sent unless `headers` has one.
-    pub(crate) user_agent: HeaderValue,
+    pub(super) user_agent: HeaderValue,
 }
 
 /// The liveness of the Luau thread running now: false once it is cancelled.
-pub(crate) fn current_caller(lua: &Lua) -> Liveness {
+pub(super) fn current_caller(lua: &Lua) -> Liveness {
     let thread = lua.current_thread();
     Rc::new(move || {
         matches!(
@@ -36,17 +36,17 @@ pub(crate) fn current_caller(lua: &Lua) -> Liveness {
 }
 
 /// `params.options`.
-pub(crate) struct RequestOptions {
-    pub(crate) decompress: bool,
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) follow_redirects: bool,
-    pub(crate) max_redirects: u32,
+pub(super) struct RequestOptions {
+    pub(super) decompress: bool,
+    pub(super) timeout: Option<Duration>,
+    pub(super) follow_redirects: bool,
+    pub(super) max_redirects: u32,
     /// The most bytes a response body may have, after decompression.
-    pub(crate) max_body_size: Option<usize>,
+    pub(super) max_body_size: Option<usize>,
     /// Return at the response head, with the body as a `BodyReader`.
-    pub(crate) stream: bool,
+    pub(super) stream: bool,
     /// Connect to this Unix socket; the URL's host only names the `Host` header.
-    pub(crate) unix_socket: Option<std::path::PathBuf>,
+    pub(super) unix_socket: Option<std::path::PathBuf>,
 }
 
 impl Default for RequestOptions {
@@ -139,7 +139,7 @@ impl FromLua for RequestConfig {
 }
 
 /// A method is any HTTP token, trimmed and upper-cased.
-pub(crate) fn parse_method(text: &str) -> LuaResult<Method> {
+pub(super) fn parse_method(text: &str) -> LuaResult<Method> {
     let upper = text.trim().to_ascii_uppercase();
     Method::from_bytes(upper.as_bytes()).map_err(|_| {
         LuaError::runtime(format!(

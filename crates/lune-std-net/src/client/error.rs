@@ -64,7 +64,7 @@ impl std::error::Error for RequestError {}
 impl RequestError {
     /// A failed exchange: the script's own body error when that is what
     /// stopped it, otherwise hyper's.
-    pub(crate) fn from_hyper(url: &url::Url, source: hyper::Error) -> Self {
+    pub(super) fn from_hyper(url: &url::Url, source: hyper::Error) -> Self {
         let mut cause = std::error::Error::source(&source);
         while let Some(e) = cause {
             if let Some(body) = e.downcast_ref::<BodyError>() {

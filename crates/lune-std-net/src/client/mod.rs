@@ -4,17 +4,17 @@
 //! live in `error.rs`, redirect rules in `redirect.rs`, connections in
 //! `pool.rs` (sockets from `rt::connect`).
 
-pub(crate) mod config;
+pub(super) mod config;
 mod error;
-pub(crate) mod fetch;
+pub(super) mod fetch;
 mod pool;
 mod proxy;
-pub(crate) mod redirect;
+pub(super) mod redirect;
 mod request;
 mod response;
-pub(crate) mod sse;
-pub(crate) mod tcp;
-pub(crate) mod ws;
+pub(super) mod sse;
+pub(super) mod tcp;
+pub(super) mod ws;
 
 use http::{HeaderName, HeaderValue, Method, header};
 use mlua::Lua;
@@ -26,7 +26,7 @@ use self::{
     request::build_request,
     response::{Exchanged, finish},
 };
-pub(crate) use self::{
+use self::{
     error::RequestError,
     request::{default_user_agent, user_agent},
     response::{ClientResponse, ResponseBody},
@@ -34,17 +34,17 @@ pub(crate) use self::{
 use crate::shared::{body::BodySource, framing};
 
 /// The client: one pool per Luau state.
-pub(crate) struct Client {
+pub(super) struct Client {
     pool: Pool,
 }
 
 impl Client {
-    pub(crate) fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self { pool: Pool::new() }
     }
 
     /// Sends the request, following redirects, within the timeout if set.
-    pub(crate) async fn request(
+    pub(super) async fn request(
         &self,
         config: RequestConfig,
     ) -> Result<ClientResponse, RequestError> {

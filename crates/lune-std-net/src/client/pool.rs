@@ -33,7 +33,7 @@ const CONNECT_TIMEOUT: Duration = connect::DEFAULT_CONNECT_TIMEOUT;
 /// thread was not cancelled.
 const LIVENESS_CHECK: Duration = Duration::from_millis(100);
 
-pub(crate) type Body = OutBody;
+pub(super) type Body = OutBody;
 
 /// `fut`'s output, or `None` once `deadline` has passed.
 async fn within<T>(deadline: Instant, fut: impl Future<Output = T>) -> Option<T> {
@@ -47,33 +47,33 @@ async fn within<T>(deadline: Instant, fut: impl Future<Output = T>) -> Option<T>
 /// Where a connection goes: scheme, host, port and the proxy in between,
 /// or the Unix socket that carries it (`options.unixSocket`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct Origin {
-    pub(crate) https: bool,
-    pub(crate) host: String,
-    pub(crate) port: u16,
-    pub(crate) proxy: Option<(String, u16)>,
-    pub(crate) unix: Option<std::path::PathBuf>,
+pub(super) struct Origin {
+    pub(super) https: bool,
+    pub(super) host: String,
+    pub(super) port: u16,
+    pub(super) proxy: Option<(String, u16)>,
+    pub(super) unix: Option<std::path::PathBuf>,
 }
 
 /// A connection ready to carry one request.
-pub(crate) enum Sender {
+pub(super) enum Sender {
     H1(http1::SendRequest<Body>),
     H2(http2::SendRequest<Body>),
 }
 
 /// A connection taken from the pool, its tasks (which run while a request
 /// waits on it), and whether it was reused.
-pub(crate) struct Checkout {
-    pub(crate) sender: Sender,
-    pub(crate) tasks: Rc<ConnTasks>,
-    pub(crate) reused: bool,
+pub(super) struct Checkout {
+    pub(super) sender: Sender,
+    pub(super) tasks: Rc<ConnTasks>,
+    pub(super) reused: bool,
 }
 
 /// Whether the Luau thread that asked for something is still waiting for it.
 /// A thread cancelled with `task.cancel` is never resumed again, but its
 /// pending future is only dropped when the garbage collector gets to it, so
 /// state it holds must be recognisable as abandoned before then.
-pub(crate) type Liveness = Rc<dyn Fn() -> bool>;
+pub(super) type Liveness = Rc<dyn Fn() -> bool>;
 
 /// An https connection being made, which other requests to the same origin
 /// wait for: it may turn out to be HTTP/2 and carry them all.
@@ -86,7 +86,7 @@ struct Connecting {
 /// An HTTP/1.1 connection lent out for one exchange. [`Lease::release`]
 /// gives it back once the response was read to the end; dropping it closes
 /// the connection (a response not read to its end leaves it unusable).
-pub(crate) struct Lease {
+pub(super) struct Lease {
     pool: Pool,
     origin: Origin,
     sender: http1::SendRequest<Body>,
@@ -94,7 +94,7 @@ pub(crate) struct Lease {
 }
 
 impl Lease {
-    pub(crate) fn release(self) {
+    pub(super) fn release(self) {
         self.pool.checkin(self.origin, self.sender, self.tasks);
     }
 }
@@ -112,7 +112,7 @@ struct State {
 
 /// The client's connection pool, owned by the Luau thread. Clones share it.
 #[derive(Clone)]
-pub(crate) struct Pool {
+pub(super) struct Pool {
     state: Rc<RefCell<State>>,
     idle_timeout: Duration,
 }
@@ -144,12 +144,12 @@ impl Drop for ConnectingGuard {
 }
 
 impl Pool {
-    pub(crate) fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self::with_idle_timeout(IDLE_TIMEOUT)
     }
 
     /// A pool whose idle connections expire after `idle_timeout`.
-    pub(crate) fn with_idle_timeout(idle_timeout: Duration) -> Self {
+    pub(super) fn with_idle_timeout(idle_timeout: Duration) -> Self {
         Self {
             state: Rc::default(),
             idle_timeout,
@@ -159,7 +159,7 @@ impl Pool {
     /// A connection to `origin`: an idle or shared one if there is one,
     /// otherwise a new one. `alive` tells whether the asking thread still
     /// waits; an abandoned connect never holds up other requests.
-    pub(crate) async fn checkout(
+    pub(super) async fn checkout(
         &self,
         origin: &Origin,
         alive: &Liveness,
@@ -227,7 +227,7 @@ impl Pool {
     }
 
     /// Lends an HTTP/1.1 connection out until its response has been read.
-    pub(crate) fn lease(
+    pub(super) fn lease(
         &self,
         origin: Origin,
         sender: http1::SendRequest<Body>,
@@ -242,7 +242,7 @@ impl Pool {
     }
 
     /// Gives back an HTTP/1.1 connection whose response was fully read.
-    pub(crate) fn checkin(
+    pub(super) fn checkin(
         &self,
         origin: Origin,
         sender: http1::SendRequest<Body>,

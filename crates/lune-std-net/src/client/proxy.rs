@@ -6,7 +6,7 @@ use url::Url;
 /// The proxy (host, port) to use for `url`, if the environment names one.
 /// A variable that is set but unusable is an error naming it: sending the
 /// traffic direct instead would silently bypass the proxy.
-pub(crate) fn for_url(url: &Url) -> Result<Option<(String, u16)>, String> {
+pub(super) fn for_url(url: &Url) -> Result<Option<(String, u16)>, String> {
     let names: &[&str] = match url.scheme() {
         "https" | "wss" => &["https_proxy", "HTTPS_PROXY"],
         _ => &["http_proxy", "HTTP_PROXY"],

@@ -13,7 +13,7 @@ use crate::shared::body::OutBody;
 /// the host runtime set it. Read with `get`, not `raw_get`: Lune sandboxes
 /// its state, after which the globals table reaches `_VERSION` only through
 /// `__index`. Without a usable `_VERSION`, the same as [`default_user_agent`].
-pub(crate) fn user_agent(lua: &Lua) -> HeaderValue {
+pub(super) fn user_agent(lua: &Lua) -> HeaderValue {
     let version: Option<String> = lua.globals().get("_VERSION").ok();
     version
         .as_deref()
@@ -24,7 +24,7 @@ pub(crate) fn user_agent(lua: &Lua) -> HeaderValue {
 
 /// The default `User-Agent` where there is no Luau state (`fetch`):
 /// `lune/<this crate's version>`.
-pub(crate) fn default_user_agent() -> HeaderValue {
+pub(super) fn default_user_agent() -> HeaderValue {
     HeaderValue::from_static(concat!("lune/", env!("CARGO_PKG_VERSION")))
 }
 
@@ -52,7 +52,7 @@ pub(super) fn host_header(url: &Url) -> Result<HeaderValue, String> {
 /// The request as it goes on the wire: origin-form for HTTP/1.1, absolute
 /// form through a plain proxy and for HTTP/2, with default headers added
 /// where the script did not set them (`User-Agent` is already in `headers`).
-pub(crate) fn build_request(
+pub(super) fn build_request(
     url: &Url,
     origin: &Origin,
     is_h2: bool,

@@ -21,11 +21,11 @@ use crate::{
 
 /// A response as `net.request` returns it.
 pub(crate) struct ClientResponse {
-    pub(crate) status: StatusCode,
-    pub(crate) version: Version,
-    pub(crate) headers: HeaderMap,
-    pub(crate) body: ResponseBody,
-    pub(crate) url: Url,
+    pub(super) status: StatusCode,
+    pub(super) version: Version,
+    pub(super) headers: HeaderMap,
+    pub(super) body: ResponseBody,
+    pub(super) url: Url,
 }
 
 /// A response body: read whole, or a reader (`options.stream`).
@@ -36,11 +36,11 @@ pub(crate) enum ResponseBody {
 
 /// A response head, its body still to read, and its connection (the
 /// tasks that deliver the body; the lease for HTTP/1.1).
-pub(crate) struct Exchanged {
-    pub(crate) parts: http::response::Parts,
-    pub(crate) incoming: Incoming,
-    pub(crate) lease: Option<Lease>,
-    pub(crate) tasks: Rc<ConnTasks>,
+pub(super) struct Exchanged {
+    pub(super) parts: http::response::Parts,
+    pub(super) incoming: Incoming,
+    pub(super) lease: Option<Lease>,
+    pub(super) tasks: Rc<ConnTasks>,
 }
 
 /// The most of a redirect's own body that is read to reuse its connection.
@@ -49,7 +49,7 @@ const REDIRECT_BODY_LIMIT: usize = 64 * 1024;
 impl Exchanged {
     /// Reads and drops the body of a response that is not the script's (a
     /// redirect), so that its connection is reused when the body is small.
-    pub(crate) async fn discard_body(self) {
+    pub(super) async fn discard_body(self) {
         let body = IncomingBody::new(
             self.incoming,
             Some(self.tasks),
@@ -71,7 +71,7 @@ impl Exchanged {
 /// The response as the script gets it: the body read whole and decompressed
 /// within `options.maxBodySize`, or, with `options.stream`, a reader that
 /// does that as the bytes arrive.
-pub(crate) async fn finish(
+pub(super) async fn finish(
     exchanged: Exchanged,
     url: Url,
     options: &RequestOptions,
@@ -121,7 +121,7 @@ pub(crate) async fn finish(
 }
 
 /// `"HTTP/1.1"`, `"HTTP/2"`, ...: the response's `version` field.
-pub(crate) fn version_name(version: Version) -> &'static str {
+pub(super) fn version_name(version: Version) -> &'static str {
     match version {
         Version::HTTP_09 => "HTTP/0.9",
         Version::HTTP_10 => "HTTP/1.0",

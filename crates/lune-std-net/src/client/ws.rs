@@ -34,18 +34,18 @@ use crate::{
 };
 
 /// A WebSocket over an upgraded HTTP connection, client or server side.
-pub(crate) type UpgradedSocket = websocket::WebSocket<FuturesIo<Upgraded>>;
+pub(super) type UpgradedSocket = websocket::WebSocket<FuturesIo<Upgraded>>;
 
 /// `net.socket(url, options?)`.
 pub(crate) struct SocketConfig {
-    pub(crate) url: String,
-    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
-    pub(crate) protocols: Vec<String>,
+    pub(super) url: String,
+    pub(super) headers: Vec<(HeaderName, HeaderValue)>,
+    pub(super) protocols: Vec<String>,
     /// Connect to this Unix socket; the URL's host only names the `Host` header.
-    pub(crate) unix_socket: Option<std::path::PathBuf>,
-    pub(crate) settings: websocket::Settings,
+    pub(super) unix_socket: Option<std::path::PathBuf>,
+    pub(super) settings: websocket::Settings,
     /// How long connecting (TCP, proxy, TLS) may take.
-    pub(crate) timeout: std::time::Duration,
+    pub(super) timeout: std::time::Duration,
 }
 
 impl SocketConfig {

@@ -51,7 +51,7 @@ const STALE_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 const LISTEN_BACKLOG: i32 = 1024;
 
 /// Where a server listens.
-pub(crate) enum Bind {
+pub(super) enum Bind {
     /// An IP address and port; `reuse_port` lets several sockets (in several
     /// processes) share the port, the kernel spreading connections over them.
     Tcp { addr: SocketAddr, reuse_port: bool },
@@ -61,7 +61,7 @@ pub(crate) enum Bind {
 
 /// The address a server is bound to.
 #[derive(Clone)]
-pub(crate) enum Local {
+pub(super) enum Local {
     Ip(SocketAddr),
     Unix(PathBuf),
 }
@@ -76,7 +76,7 @@ impl std::fmt::Display for Local {
 }
 
 /// A bound listening socket.
-pub(crate) enum Listener {
+pub(super) enum Listener {
     Tcp(TcpListener),
     Unix {
         listener: UnixListener,
@@ -87,7 +87,7 @@ pub(crate) enum Listener {
 /// The socket file of a Unix listener, removed when the listener goes — if
 /// it is still the file this listener made (another server may have
 /// replaced it since).
-pub(crate) struct SocketFile {
+pub(super) struct SocketFile {
     path: PathBuf,
     id: (u64, u64),
 }
@@ -104,17 +104,17 @@ impl Drop for SocketFile {
 }
 
 /// A connection ready for use: TLS done if the server has TLS.
-pub(crate) struct Accepted {
-    pub(crate) stream: Stream,
-    pub(crate) ends: Endpoints,
+pub(super) struct Accepted {
+    pub(super) stream: Stream,
+    pub(super) ends: Endpoints,
     /// The connection's place under `maxConnections`; dropping it lets the
     /// accept loop take another connection.
-    pub(crate) permit: Permit,
+    pub(super) permit: Permit,
 }
 
 impl Accepted {
     /// The client's address; `None` over a Unix socket.
-    pub(crate) fn peer(&self) -> Option<SocketAddr> {
+    pub(super) fn peer(&self) -> Option<SocketAddr> {
         match self.ends {
             Endpoints::Ip { remote, .. } => Some(remote),
             Endpoints::Unix { .. } => None,
@@ -123,7 +123,7 @@ impl Accepted {
 }
 
 /// Binds as `bind` says; the error names the address.
-pub(crate) async fn bind(bind: &Bind) -> LuaResult<(Listener, Local)> {
+pub(super) async fn bind(bind: &Bind) -> LuaResult<(Listener, Local)> {
     match bind {
         Bind::Tcp { addr, reuse_port } => {
             let fail = |e: io::Error| LuaError::runtime(format!("Failed to bind to {addr} - {e}"));
@@ -220,7 +220,7 @@ impl Slots {
 }
 
 /// One connection's slot; frees it when dropped.
-pub(crate) struct Permit(Option<Rc<Slots>>);
+pub(super) struct Permit(Option<Rc<Slots>>);
 
 impl Drop for Permit {
     fn drop(&mut self) {
@@ -280,7 +280,7 @@ impl Listener {
 /// holds further connections in the backlog), TLS ones from their own
 /// tasks. `what` names the server in reports (`net.serve`). Config parsing
 /// refuses TLS on a Unix socket, so `tls` applies to TCP connections only.
-pub(crate) async fn run<H, F>(
+pub(super) async fn run<H, F>(
     lua: &Lua,
     listener: Listener,
     tls: Option<TlsAcceptor>,

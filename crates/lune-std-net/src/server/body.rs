@@ -16,13 +16,13 @@ use crate::shared::{
 
 /// The limits a request body is read under.
 #[derive(Clone, Copy)]
-pub(crate) struct Limits {
-    pub(crate) max_size: usize,
-    pub(crate) timeout: Duration,
+pub(super) struct Limits {
+    pub(super) max_size: usize,
+    pub(super) timeout: Duration,
 }
 
 /// Reads the whole body, or the response that refuses it.
-pub(crate) async fn read(
+pub(super) async fn read(
     headers: &http::HeaderMap,
     body: Incoming,
     limits: Limits,

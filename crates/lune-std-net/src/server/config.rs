@@ -9,38 +9,38 @@ use super::listener::max_connections;
 use crate::shared::{options::Options, websocket};
 
 /// Requests with bodies larger than this get 413 unless `maxBodySize` says otherwise.
-pub(crate) const DEFAULT_MAX_BODY_SIZE: usize = 128 * 1024 * 1024;
+pub(super) const DEFAULT_MAX_BODY_SIZE: usize = 128 * 1024 * 1024;
 /// Connections that do not finish sending request headers within this are closed.
-pub(crate) const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// A request body that makes no progress for this long gets 408.
-pub(crate) const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A peer that takes no bytes of a response for this long is disconnected.
-pub(crate) const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What HTTPS serving offers by ALPN.
-pub(crate) const HTTP_ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
+pub(super) const HTTP_ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
 
 /// Everything `net.serve` was asked to do.
 pub(crate) struct ServeConfig {
-    pub(crate) address: IpAddr,
-    pub(crate) handle_request: Option<LuaFunction>,
-    pub(crate) handle_web_socket: Option<LuaFunction>,
-    pub(crate) tls: Option<Arc<ServerConfig>>,
-    pub(crate) max_body_size: usize,
-    pub(crate) header_timeout: Duration,
-    pub(crate) body_timeout: Duration,
-    pub(crate) send_timeout: Duration,
+    pub(super) address: IpAddr,
+    pub(super) handle_request: Option<LuaFunction>,
+    pub(super) handle_web_socket: Option<LuaFunction>,
+    pub(super) tls: Option<Arc<ServerConfig>>,
+    pub(super) max_body_size: usize,
+    pub(super) header_timeout: Duration,
+    pub(super) body_timeout: Duration,
+    pub(super) send_timeout: Duration,
     /// WebSocket subprotocols the server speaks, in its order of preference.
-    pub(crate) protocols: Vec<String>,
+    pub(super) protocols: Vec<String>,
     /// Serve on this Unix socket instead of a TCP port.
-    pub(crate) unix_socket: Option<PathBuf>,
-    pub(crate) reuse_port: bool,
-    pub(crate) max_connections: Option<usize>,
+    pub(super) unix_socket: Option<PathBuf>,
+    pub(super) reuse_port: bool,
+    pub(super) max_connections: Option<usize>,
     /// How long a connection with no request and no traffic is kept.
-    pub(crate) idle_timeout: Option<Duration>,
+    pub(super) idle_timeout: Option<Duration>,
     /// `maxMessageSize` and `pingInterval` of upgraded `WebSocket`s.
-    pub(crate) websocket: websocket::Settings,
+    pub(super) websocket: websocket::Settings,
 }
 
 impl FromLua for ServeConfig {

@@ -64,7 +64,7 @@ impl FromLua for ListenConfig {
 }
 
 /// `maxConnections`: a whole number of connections, 1 or more.
-pub(crate) fn max_connections(fields: &Options<'_>) -> LuaResult<Option<usize>> {
+pub(super) fn max_connections(fields: &Options<'_>) -> LuaResult<Option<usize>> {
     Ok(fields
         .whole("maxConnections", 1, u64::from(u32::MAX))?
         .map(|n| n as usize))

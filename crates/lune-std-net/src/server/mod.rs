@@ -4,13 +4,13 @@
 
 mod accept;
 mod body;
-pub(crate) mod config;
+pub(super) mod config;
 mod connections;
-pub(crate) mod listener;
+pub(super) mod listener;
 mod release;
 mod request;
-pub(crate) mod response;
-pub(crate) mod service;
+pub(super) mod response;
+pub(super) mod service;
 mod upgrade;
 
 use std::{cell::Cell, rc::Rc, sync::Arc, time::Duration};
@@ -45,7 +45,7 @@ const MAX_SEND_BUF_SIZE: usize = 64 * 1024;
 
 /// What outlives a request on one server: its shutdown and its count of
 /// connections (upgraded `WebSocket`s among them).
-pub(crate) struct Lifetime {
+pub(super) struct Lifetime {
     shutdown: Rc<Shutdown>,
     connections: Rc<Connections>,
 }
@@ -65,7 +65,7 @@ impl Default for Lifetime {
 /// connections down gracefully; the accept loop fires `listener_closed`
 /// once the socket is gone, which `stop` waits for so that new connections
 /// are refused as soon as it returns.
-pub(crate) struct Shutdown {
+pub(super) struct Shutdown {
     stopped: Signal,
     listener_closed: Signal,
     drain: Cell<Duration>,
@@ -83,7 +83,7 @@ impl Default for Shutdown {
 
 /// Binds `port`, starts serving in the background, and returns the handle.
 /// With `unixSocket`, the port is not used.
-pub(crate) async fn serve(lua: Lua, port: u16, config: ServeConfig) -> LuaResult<LuaTable> {
+pub(super) async fn serve(lua: Lua, port: u16, config: ServeConfig) -> LuaResult<LuaTable> {
     let bind = match &config.unix_socket {
         Some(path) => Bind::Unix(path.clone()),
         None => Bind::Tcp {
@@ -192,7 +192,7 @@ fn handle(
 /// `handle:stop(options?)` (the handle, which has `stop`, is skipped):
 /// `Some(drain)` when a table was given, `drain` defaulting to 10 s (0
 /// closes in-flight requests at once).
-pub(crate) fn stop_options(args: &LuaMultiValue) -> LuaResult<Option<Duration>> {
+pub(super) fn stop_options(args: &LuaMultiValue) -> LuaResult<Option<Duration>> {
     let is_handle = |v: &LuaValue| matches!(v, LuaValue::Table(t) if matches!(t.raw_get("stop"), Ok(LuaValue::Function(_))));
     let Some(options) = args.iter().find(|v| !v.is_nil() && !is_handle(v)) else {
         return Ok(None);
@@ -215,14 +215,14 @@ pub(crate) fn stop_options(args: &LuaMultiValue) -> LuaResult<Option<Duration>> 
 /// How long a connection's peer may take to send headers and to take data,
 /// and how long an idle connection is kept.
 #[derive(Clone, Copy)]
-pub(crate) struct Timeouts {
+pub(super) struct Timeouts {
     header: Duration,
     send: Duration,
     idle: Option<Duration>,
 }
 
 impl Timeouts {
-    pub(crate) fn of(config: &ServeConfig) -> Self {
+    pub(super) fn of(config: &ServeConfig) -> Self {
         Self {
             header: config.header_timeout,
             send: config.send_timeout,
@@ -286,7 +286,7 @@ fn is_peers_doing(e: &hyper::Error) -> bool {
 /// connection: HTTP/2 when `h2` gives its executor (ALPN chose it),
 /// HTTP/1.1 with upgrades otherwise. The accept loop and the fuzzer both
 /// come through here. Returns hyper's error when the connection failed.
-pub(crate) async fn serve_io<I, S>(
+pub(super) async fn serve_io<I, S>(
     io: I,
     service: S,
     timeouts: Timeouts,

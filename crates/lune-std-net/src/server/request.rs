@@ -9,7 +9,7 @@ use crate::shared::headers;
 /// The request table a `net.serve` handler receives: `method`, `path`
 /// (`/` if empty), `query` and `headers` (a value seen once is a string,
 /// several times an array), `body`, and the client's `ip` and `port`.
-pub(crate) fn request_table(
+pub(super) fn request_table(
     lua: &Lua,
     parts: &http::request::Parts,
     body: &[u8],

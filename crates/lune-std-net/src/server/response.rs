@@ -10,12 +10,12 @@ use crate::shared::{
 };
 
 /// A response as the server sends it.
-pub(crate) type HttpResponse = Response<OutBody>;
+pub(super) type HttpResponse = Response<OutBody>;
 
 const WHAT: &str = "response body";
 
 /// A handler's return value as a response.
-pub(crate) fn from_lua(lua: &Lua, value: LuaValue) -> LuaResult<HttpResponse> {
+pub(super) fn from_lua(lua: &Lua, value: LuaValue) -> LuaResult<HttpResponse> {
     match value {
         LuaValue::String(_) | LuaValue::Buffer(_) => {
             let body = BodySource::from_lua(value, WHAT)?.into_body(Some(lua), None, WHAT, true);
@@ -88,7 +88,7 @@ pub(crate) fn status_code(n: f64) -> LuaResult<StatusCode> {
 }
 
 /// A short `text/plain` response.
-pub(crate) fn plain(status: StatusCode, text: &str) -> HttpResponse {
+pub(super) fn plain(status: StatusCode, text: &str) -> HttpResponse {
     let mut response = Response::new(OutBody::from(text));
     *response.status_mut() = status;
     response
@@ -98,7 +98,7 @@ pub(crate) fn plain(status: StatusCode, text: &str) -> HttpResponse {
 }
 
 /// A `plain` response after which the connection closes.
-pub(crate) fn closing(status: StatusCode, text: &str) -> HttpResponse {
+pub(super) fn closing(status: StatusCode, text: &str) -> HttpResponse {
     let mut response = plain(status, text);
     response
         .headers_mut()

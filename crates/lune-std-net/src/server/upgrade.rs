@@ -31,7 +31,7 @@ use crate::{
 };
 
 /// True when `request` asks for a WebSocket.
-pub(crate) fn is_websocket(headers: &HeaderMap) -> bool {
+pub(super) fn is_websocket(headers: &HeaderMap) -> bool {
     let has_token = |name, token: &str| {
         headers
             .get_all(name)
@@ -55,7 +55,7 @@ fn choose_protocol(headers: &HeaderMap, supported: &[String]) -> Option<HeaderVa
 }
 
 /// Answers the upgrade and starts the handler once the connection upgraded.
-pub(crate) fn upgrade(
+pub(super) fn upgrade(
     lua: &Lua,
     handler: LuaFunction,
     protocols: &Rc<[String]>,
@@ -106,10 +106,7 @@ enum Refusal {
 impl Refusal {
     fn response(&self) -> HttpResponse {
         match self {
-            Self::NoKey => plain(
-                StatusCode::BAD_REQUEST,
-                "Missing Sec-WebSocket-Key header",
-            ),
+            Self::NoKey => plain(StatusCode::BAD_REQUEST, "Missing Sec-WebSocket-Key header"),
             Self::Version => {
                 let mut response = plain(
                     StatusCode::UPGRADE_REQUIRED,

@@ -9,18 +9,18 @@ use std::time::Duration;
 
 /// One event as `stream:next()` returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SseEvent {
-    pub(crate) event: String,
-    pub(crate) data: String,
+pub(super) struct SseEvent {
+    pub(super) event: String,
+    pub(super) data: String,
     /// The last event id when this event was dispatched.
-    pub(crate) id: Option<String>,
+    pub(super) id: Option<String>,
     /// A `retry` field sent with this event, in milliseconds.
-    pub(crate) retry: Option<u64>,
+    pub(super) retry: Option<u64>,
 }
 
 /// The WHATWG event-stream parser, fed bytes as they arrive.
 #[derive(Default)]
-pub(crate) struct Parser {
+pub(super) struct Parser {
     line: Vec<u8>,
     /// The first line was not finished yet (a BOM may start it).
     started: bool,
@@ -31,14 +31,14 @@ pub(crate) struct Parser {
     event: String,
     block_retry: Option<u64>,
     /// The last event id buffer.
-    pub(crate) last_event_id: Option<String>,
+    pub(super) last_event_id: Option<String>,
     /// The reconnection time the server asked for, in milliseconds.
-    pub(crate) retry: Option<u64>,
+    pub(super) retry: Option<u64>,
 }
 
 impl Parser {
     /// Parses `bytes`; returns the events they completed.
-    pub(crate) fn feed(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
+    pub(super) fn feed(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
         let mut events = Vec::new();
         for &byte in bytes {
             if std::mem::take(&mut self.after_cr) && byte == b'\n' {
@@ -120,7 +120,7 @@ impl Parser {
 
     /// A parser for a new connection of the same stream: the last event id
     /// and reconnection time carry over, nothing else does.
-    pub(crate) fn reopened(&self) -> Self {
+    pub(super) fn reopened(&self) -> Self {
         Self {
             last_event_id: self.last_event_id.clone(),
             retry: self.retry,
@@ -129,7 +129,7 @@ impl Parser {
     }
 
     /// How long to wait before reconnecting: `retry`, or 3 seconds.
-    pub(crate) fn reconnect_delay(&self) -> Duration {
+    pub(super) fn reconnect_delay(&self) -> Duration {
         self.retry.map_or(Duration::from_secs(3), |ms| {
             Duration::from_millis(ms.min(86_400_000))
         })
