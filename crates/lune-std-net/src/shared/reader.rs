@@ -253,6 +253,8 @@ struct State {
 struct Inner {
     state: Mutex<State>,
     closed: Signal,
+    /// What the body is (`response body from <url>`), for `tostring`.
+    name: Rc<str>,
 }
 
 /// A body a script reads piece by piece.
@@ -264,6 +266,7 @@ impl BodyReader {
     pub(crate) fn new(body: IncomingBody, on_end: Option<OnEnd>) -> Self {
         Self {
             inner: Rc::new(Inner {
+                name: body.body.clone(),
                 state: Mutex::new(State {
                     body,
                     pending: Bytes::new(),
@@ -314,14 +317,6 @@ impl BodyReader {
         state.on_end = None;
         state.pending = Bytes::new();
     }
-
-    /// What the body is, for `tostring`.
-    fn name(&self) -> Rc<str> {
-        match self.inner.state.try_lock() {
-            Some(state) => state.body.body.clone(),
-            None => Rc::from("body"),
-        }
-    }
 }
 
 impl LuaUserData for BodyReader {
@@ -352,7 +347,7 @@ impl LuaUserData for BodyReader {
             })
         });
         methods.add_meta_method(LuaMetaMethod::ToString, |_, this, ()| {
-            Ok(format!("BodyReader({})", this.name()))
+            Ok(format!("BodyReader({})", this.inner.name))
         });
     }
 }
