@@ -1,6 +1,7 @@
 //! Local servers for the Luau test suite and the benchmarks: an httpbin-like
 //! HTTP/1.1 server, the same over TLS (HTTP/2 by ALPN) with a certificate
-//! authority made at start, an untrusted TLS server, a forward proxy, TCP
+//! authority made at start, one that requires a client certificate signed
+//! by that authority, an untrusted TLS server, a forward proxy, TCP
 //! and TLS echo servers, and a blackholed address (connecting to it never
 //! completes). Nothing here touches the internet.
 
@@ -49,6 +50,7 @@ pub fn start() -> io::Result<Fixtures> {
     let tcp_echo = bind()?;
     let tls_echo = bind()?;
     let drop_mid_body = bind()?;
+    let mtls = bind()?;
     let blackhole = blackhole()?;
     let addr = |l: &TcpListener| l.local_addr();
     let env = vec![
@@ -70,6 +72,32 @@ pub fn start() -> io::Result<Fixtures> {
         ),
         ("LUNE_TEST_TLS_CERT".into(), certs.for_scripts.cert.clone()),
         ("LUNE_TEST_TLS_KEY".into(), certs.for_scripts.key.clone()),
+        ("LUNE_TEST_CA_PEM".into(), certs.ca_pem.clone()),
+        ("LUNE_TEST_CLIENT_CERT".into(), certs.client.cert.clone()),
+        ("LUNE_TEST_CLIENT_KEY".into(), certs.client.key.clone()),
+        (
+            "LUNE_TEST_OTHER_NAME_CERT".into(),
+            certs.other_name.cert.clone(),
+        ),
+        (
+            "LUNE_TEST_OTHER_NAME_KEY".into(),
+            certs.other_name.key.clone(),
+        ),
+        ("LUNE_TEST_EXPIRED_CERT".into(), certs.expired.cert.clone()),
+        ("LUNE_TEST_EXPIRED_KEY".into(), certs.expired.key.clone()),
+        ("LUNE_TEST_PRIVATE_CA".into(), certs.private_ca_pem.clone()),
+        (
+            "LUNE_TEST_PRIVATE_CERT".into(),
+            certs.private_server.cert.clone(),
+        ),
+        (
+            "LUNE_TEST_PRIVATE_KEY".into(),
+            certs.private_server.key.clone(),
+        ),
+        (
+            "LUNE_TEST_MTLS".into(),
+            format!("https://localhost:{}", addr(&mtls)?.port()),
+        ),
         (
             "LUNE_TEST_PROXY".into(),
             format!("http://127.0.0.1:{}", addr(&proxy)?.port()),
@@ -89,14 +117,27 @@ pub fn start() -> io::Result<Fixtures> {
         ),
     ];
 
-    let http_tls = TlsAcceptor::from(tls::server_config(&certs.server, &[b"h2", b"http/1.1"])?);
-    let untrusted_tls =
-        TlsAcceptor::from(tls::server_config(&certs.untrusted, &[b"h2", b"http/1.1"])?);
-    let echo_tls = TlsAcceptor::from(tls::server_config(&certs.server, &[])?);
+    let http_tls = TlsAcceptor::from(tls::server_config(
+        &certs.server,
+        &[b"h2", b"http/1.1"],
+        None,
+    )?);
+    let untrusted_tls = TlsAcceptor::from(tls::server_config(
+        &certs.untrusted,
+        &[b"h2", b"http/1.1"],
+        None,
+    )?);
+    let echo_tls = TlsAcceptor::from(tls::server_config(&certs.server, &[], None)?);
+    let mtls_tls = TlsAcceptor::from(tls::server_config(
+        &certs.server,
+        &[b"http/1.1"],
+        Some(&certs.ca_pem),
+    )?);
 
     rt::spawn(accept_loop(http, None, serve_http));
     rt::spawn(accept_loop(https, Some(http_tls), serve_http));
     rt::spawn(accept_loop(untrusted, Some(untrusted_tls), serve_http));
+    rt::spawn(accept_loop(mtls, Some(mtls_tls), serve_http));
     rt::spawn(accept_loop(proxy, None, |stream, _| serve_proxy(stream)));
     rt::spawn(accept_loop(tcp_echo, None, |stream, _| echo(stream)));
     rt::spawn(accept_loop(tls_echo, Some(echo_tls), |stream, _| {

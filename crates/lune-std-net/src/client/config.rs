@@ -6,7 +6,10 @@ use http::{HeaderName, HeaderValue, Method};
 use mlua::prelude::*;
 
 use super::pool::Liveness;
-use crate::shared::{body::BodySource, headers, options::Options};
+use crate::{
+    rt::tls::ClientTls,
+    shared::{body::BodySource, headers, options::Options},
+};
 
 /// Everything `net.request` was asked to do.
 pub(crate) struct RequestConfig {
@@ -47,6 +50,8 @@ pub(super) struct RequestOptions {
     pub(super) stream: bool,
     /// Connect to this Unix socket; the URL's host only names the `Host` header.
     pub(super) unix_socket: Option<std::path::PathBuf>,
+    /// `options.tls`: the trust, client certificate and name for https.
+    pub(super) tls: ClientTls,
 }
 
 impl Default for RequestOptions {
@@ -59,6 +64,7 @@ impl Default for RequestOptions {
             max_body_size: None,
             stream: false,
             unix_socket: None,
+            tls: ClientTls::default(),
         }
     }
 }
@@ -163,5 +169,6 @@ fn read_options(options: &LuaTable) -> LuaResult<RequestOptions> {
         max_body_size: options.size("maxBodySize")?,
         stream: options.flag("stream")?.unwrap_or(defaults.stream),
         unix_socket: options.path("unixSocket")?,
+        tls: options.client_tls("tls")?.unwrap_or_default(),
     })
 }

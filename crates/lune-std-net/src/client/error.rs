@@ -3,7 +3,7 @@
 use std::{fmt, time::Duration};
 
 use super::redirect::RedirectError;
-use crate::rt::connect::ConnectError;
+use crate::rt::{connect::ConnectError, tls::CertProblem};
 use crate::shared::{body::BodyError, reader::IncomingError};
 
 /// Why a request failed.
@@ -29,6 +29,12 @@ pub(crate) enum RequestError {
         url: String,
         status: u16,
     },
+    /// A new TLS connection's server reported a certificate problem after
+    /// the handshake (it wants a client certificate, or refused ours).
+    Certificate {
+        host: String,
+        problem: CertProblem,
+    },
     /// A proxy variable of the environment is unusable.
     Proxy(String),
 }
@@ -48,6 +54,9 @@ impl fmt::Display for RequestError {
                 )
             }
             Self::Body(e) => write!(f, "{e}"),
+            Self::Certificate { host, problem } => {
+                write!(f, "{}", problem.describe(host, host, false))
+            }
             Self::Timeout(d) => write!(f, "Request timed out after {} seconds", d.as_secs_f64()),
             Self::Redirect(e) => write!(f, "{e}"),
             Self::Stream(e) => write!(f, "{e}"),

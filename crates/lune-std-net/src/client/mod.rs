@@ -151,6 +151,7 @@ impl Client {
                 .await
                 .map_err(RequestError::Connect)?;
             let reused = checkout.reused;
+            let alert = checkout.alert;
             let is_h2 = matches!(checkout.sender, Sender::H2(_));
             let out = body.clone().into_body(lua, declared, "request body", false);
             let request = build_request(
@@ -182,7 +183,15 @@ impl Client {
                 {
                     continue;
                 }
-                Err(e) => return Err(RequestError::from_hyper(url, e)),
+                Err(e) => {
+                    return Err(match alert.and_then(|alert| alert.get()) {
+                        Some(problem) => RequestError::Certificate {
+                            host: url.host_str().unwrap_or_default().to_string(),
+                            problem,
+                        },
+                        None => RequestError::from_hyper(url, e),
+                    });
+                }
             };
             let (parts, incoming) = response.into_parts();
             return Ok(Exchanged {
@@ -214,6 +223,7 @@ fn origin_of(url: &Url, options: &RequestOptions) -> Result<Origin, RequestError
             None => proxy::for_url(url).map_err(RequestError::Proxy)?,
         },
         unix: options.unix_socket.clone(),
+        tls: options.tls.clone(),
     })
 }
 

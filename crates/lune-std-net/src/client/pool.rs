@@ -18,9 +18,9 @@ use hyper::client::conn::{http1, http2};
 
 use crate::{
     rt::{
-        ClientExecutor, ConnTasks, HyperTimer,
+        ClientExecutor, ConnTasks, HyperTimer, TlsAlert,
         connect::{self, ConnectError, Proxy, Target},
-        tls::Alpn,
+        tls::{Alpn, ClientTls},
     },
     shared::body::OutBody,
 };
@@ -53,6 +53,8 @@ pub(super) struct Origin {
     pub(super) port: u16,
     pub(super) proxy: Option<(String, u16)>,
     pub(super) unix: Option<std::path::PathBuf>,
+    /// `options.tls`: connections made with other options are not shared.
+    pub(super) tls: ClientTls,
 }
 
 /// A connection ready to carry one request.
@@ -67,6 +69,8 @@ pub(super) struct Checkout {
     pub(super) sender: Sender,
     pub(super) tasks: Rc<ConnTasks>,
     pub(super) reused: bool,
+    /// What a new TLS connection's server reported after the handshake.
+    pub(super) alert: Option<TlsAlert>,
 }
 
 /// Whether the Luau thread that asked for something is still waiting for it.
@@ -171,6 +175,7 @@ impl Pool {
                     sender,
                     tasks,
                     reused: true,
+                    alert: None,
                 });
             }
             if !origin.https {
@@ -219,10 +224,11 @@ impl Pool {
         });
         let opened = self.open(origin, user_agent).await;
         drop(guard);
-        opened.map(|(sender, tasks)| Checkout {
+        opened.map(|(sender, tasks, alert)| Checkout {
             sender,
             tasks,
             reused: false,
+            alert,
         })
     }
 
@@ -288,7 +294,7 @@ impl Pool {
         &self,
         origin: &Origin,
         user_agent: Option<&HeaderValue>,
-    ) -> Result<(Sender, Rc<ConnTasks>), ConnectError> {
+    ) -> Result<(Sender, Rc<ConnTasks>, Option<TlsAlert>), ConnectError> {
         let deadline = Instant::now() + CONNECT_TIMEOUT;
         // The client refuses https over a Unix socket before it gets here.
         let target = Target {
@@ -296,6 +302,7 @@ impl Pool {
             port: origin.port,
             unix: origin.unix.as_deref(),
             tls: origin.https.then_some(Alpn::Http),
+            tls_options: &origin.tls,
             proxy: origin.proxy.as_ref().map(|addr| Proxy {
                 addr,
                 tunnel: false,
@@ -303,6 +310,7 @@ impl Pool {
             user_agent,
         };
         let stream = connect::open(&target, CONNECT_TIMEOUT).await?;
+        let alert = stream.tls_alert();
         // The HTTP handshake counts toward the same bound.
         let timed_out = || ConnectError::Timeout {
             addr: format!("{}:{}", connect::bare(&origin.host), origin.port),
@@ -326,7 +334,7 @@ impl Pool {
                 .borrow_mut()
                 .h2
                 .insert(origin.clone(), (sender.clone(), tasks.clone()));
-            Ok((Sender::H2(sender), tasks))
+            Ok((Sender::H2(sender), tasks, alert))
         } else {
             let (sender, conn) = within(deadline, http1::Builder::new().handshake(stream))
                 .await
@@ -336,7 +344,7 @@ impl Pool {
                 // A failed connection fails the requests waiting on it.
                 let _ = conn.await;
             });
-            Ok((Sender::H1(sender), tasks))
+            Ok((Sender::H1(sender), tasks, alert))
         }
     }
 }
@@ -347,7 +355,7 @@ mod tests {
 
     use http_body_util::BodyExt;
 
-    use super::{Origin, Pool, Sender};
+    use super::{ClientTls, Origin, Pool, Sender};
 
     /// GET `/conn` from the fixture server; returns the id of the connection
     /// that served it, and gives the connection back to the pool.
@@ -395,6 +403,7 @@ mod tests {
             port,
             proxy: None,
             unix: None,
+            tls: ClientTls::default(),
         };
         async_io::block_on(async {
             let pool = Pool::with_idle_timeout(Duration::from_millis(100));

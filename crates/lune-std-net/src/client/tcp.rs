@@ -8,17 +8,18 @@ use mlua::prelude::*;
 use crate::{
     rt::{
         connect::{self, DEFAULT_CONNECT_TIMEOUT, Target},
-        tls::Alpn,
+        tls::{Alpn, ClientTls},
     },
     shared::{
         options::Options,
-        tcp::{Endpoints, TcpStream},
+        tcp::{Endpoints, Side, TcpStream},
     },
 };
 
-/// `config` of `net.tcp.connect`: `true` for TLS, or `{ tls?, ttl?, timeout? }`.
+/// `config` of `net.tcp.connect`: `true` for TLS, or `{ tls?, ttl?,
+/// timeout? }` where `tls` is `true` or `{ ca?, cert?, key?, serverName? }`.
 pub(crate) struct TcpConfig {
-    tls: bool,
+    tls: Option<ClientTls>,
     ttl: Option<u32>,
     /// How long the connection (and TLS handshake) may take.
     timeout: std::time::Duration,
@@ -26,32 +27,33 @@ pub(crate) struct TcpConfig {
 
 impl FromLua for TcpConfig {
     fn from_lua(value: LuaValue, _: &Lua) -> LuaResult<Self> {
+        let mut config = Self {
+            tls: None,
+            ttl: None,
+            timeout: DEFAULT_CONNECT_TIMEOUT,
+        };
         match value {
-            LuaValue::Nil => Ok(Self {
-                tls: false,
-                ttl: None,
-                timeout: DEFAULT_CONNECT_TIMEOUT,
-            }),
-            LuaValue::Boolean(tls) => Ok(Self {
-                tls,
-                ttl: None,
-                timeout: DEFAULT_CONNECT_TIMEOUT,
-            }),
+            LuaValue::Nil => {}
+            LuaValue::Boolean(tls) => config.tls = tls.then(ClientTls::default),
             LuaValue::Table(t) => {
                 let fields = Options::new(&t);
-                Ok(Self {
-                    tls: fields.flag("tls")?.unwrap_or(false),
-                    ttl: fields.whole("ttl", 0, 255)?.map(|ttl| ttl as u32),
-                    timeout: fields
-                        .seconds("timeout")?
-                        .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
-                })
+                config.tls = match t.get::<LuaValue>("tls")? {
+                    LuaValue::Boolean(tls) => tls.then(ClientTls::default),
+                    _ => fields.client_tls("tls")?,
+                };
+                config.ttl = fields.whole("ttl", 0, 255)?.map(|ttl| ttl as u32);
+                config.timeout = fields
+                    .seconds("timeout")?
+                    .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
             }
-            other => Err(LuaError::runtime(format!(
-                "Invalid TCP config - expected a boolean or a table {{ tls?, ttl?, timeout? }}, got {}",
-                lune_utils::type_name(&other)
-            ))),
+            other => {
+                return Err(LuaError::runtime(format!(
+                    "Invalid TCP config - expected a boolean or a table {{ tls?, ttl?, timeout? }}, got {}",
+                    lune_utils::type_name(&other)
+                )));
+            }
         }
+        Ok(config)
     }
 }
 
@@ -61,7 +63,8 @@ pub(crate) async fn connect(host: &str, port: u16, config: TcpConfig) -> LuaResu
         host,
         port,
         unix: None,
-        tls: config.tls.then_some(Alpn::Raw),
+        tls: config.tls.as_ref().map(|_| Alpn::Raw),
+        tls_options: config.tls.as_ref().unwrap_or(&connect::NO_TLS_OPTIONS),
         proxy: None,
         user_agent: None,
     };
@@ -78,7 +81,14 @@ pub(crate) async fn connect(host: &str, port: u16, config: TcpConfig) -> LuaResu
     if let Some(ttl) = config.ttl {
         socket.set_ttl(ttl)?;
     }
-    Ok(TcpStream::new(stream, local, remote))
+    let side = Side::Connected {
+        host: host.to_string(),
+    };
+    Ok(TcpStream::new(
+        stream,
+        Endpoints::Ip { local, remote },
+        side,
+    ))
 }
 
 /// Connects to the Unix socket at `path`.
@@ -86,5 +96,8 @@ pub(crate) async fn connect_unix(path: PathBuf) -> LuaResult<TcpStream> {
     let stream = connect::open(&Target::unix(&path), DEFAULT_CONNECT_TIMEOUT)
         .await
         .map_err(LuaError::external)?;
-    Ok(TcpStream::with_ends(stream, Endpoints::Unix { path }))
+    let side = Side::Connected {
+        host: String::new(),
+    };
+    Ok(TcpStream::new(stream, Endpoints::Unix { path }, side))
 }

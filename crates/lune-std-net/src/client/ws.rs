@@ -24,7 +24,7 @@ use crate::{
     rt::{
         ConnTasks, FuturesIo, Stream,
         connect::{self, ConnectError, DEFAULT_CONNECT_TIMEOUT, Proxy, Target},
-        tls::Alpn,
+        tls::{Alpn, CertProblem, ClientTls},
     },
     shared::{
         headers,
@@ -46,6 +46,8 @@ pub(crate) struct SocketConfig {
     pub(super) settings: websocket::Settings,
     /// How long connecting (TCP, proxy, TLS) may take.
     pub(super) timeout: std::time::Duration,
+    /// `options.tls`, for wss.
+    pub(super) tls: ClientTls,
 }
 
 impl SocketConfig {
@@ -57,6 +59,7 @@ impl SocketConfig {
             unix_socket: None,
             settings: websocket::Settings::default(),
             timeout: DEFAULT_CONNECT_TIMEOUT,
+            tls: ClientTls::default(),
         };
         if let Some(options) = options {
             let fields = Options::new(&options);
@@ -67,6 +70,7 @@ impl SocketConfig {
             if let Some(timeout) = fields.seconds("timeout")? {
                 config.timeout = timeout;
             }
+            config.tls = fields.client_tls("tls")?.unwrap_or_default();
         }
         Ok(config)
     }
@@ -88,9 +92,14 @@ impl fmt::Display for SocketError {
         match self {
             Self::Url(message) => write!(f, "{message}"),
             Self::Connect(e) => write!(f, "{e}"),
-            Self::Http { url, source } => {
-                write!(f, "WebSocket handshake with {url} failed: {source}")
-            }
+            Self::Http { url, source } => match CertProblem::of(source) {
+                Some(problem) => write!(
+                    f,
+                    "WebSocket handshake with {url} failed: {}",
+                    problem.describe(url, url, false)
+                ),
+                None => write!(f, "WebSocket handshake with {url} failed: {source}"),
+            },
             Self::NotUpgraded { url, status } => write!(
                 f,
                 "Server at {url} did not upgrade to a WebSocket (it answered {status})"
@@ -172,6 +181,7 @@ async fn open(url: &url::Url, config: &SocketConfig) -> Result<Stream, SocketErr
         port: url.port_or_known_default().unwrap_or(80),
         unix: config.unix_socket.as_deref(),
         tls,
+        tls_options: &config.tls,
         proxy: proxy.as_ref().map(|addr| Proxy { addr, tunnel: true }),
         user_agent: None,
     };

@@ -21,7 +21,10 @@ use hyper::body::Incoming;
 use mlua::prelude::*;
 use mlua_luau_scheduler::{LuaSpawnExt, Scheduler};
 
-use crate::server::{self, Lifetime, Shutdown, Timeouts, config::ServeConfig, service::Service};
+use crate::server::{
+    self, Lifetime, Shutdown, Timeouts, config::ServeConfig, request::Peer as Remote,
+    service::Service,
+};
 
 /// A handler that touches every part of the request, and a WebSocket handler
 /// that echoes until the peer leaves.
@@ -194,8 +197,13 @@ pub fn http1_request(data: &[u8]) {
     let timeouts = Timeouts::of(&config);
     let in_flight = Arc::new(InFlight::default());
     let service = Counted {
-        service: Service::new(lua.clone(), config, Lifetime::default())
-            .for_connection(Some(SocketAddr::from(([127, 0, 0, 1], 1))), None),
+        service: Service::new(lua.clone(), config, Lifetime::default()).for_connection(
+            Remote {
+                addr: Some(SocketAddr::from(([127, 0, 0, 1], 1))),
+                tls: None,
+            },
+            None,
+        ),
         in_flight: in_flight.clone(),
     };
     let peer = Cell::new(Some(Peer {

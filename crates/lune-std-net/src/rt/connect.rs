@@ -12,10 +12,9 @@ use futures_rustls::TlsConnector;
 use http::HeaderValue;
 use rustls_pki_types::ServerName;
 
-use super::Stream;
 use super::{
-    TcpConn, UnixConn,
-    tls::{Alpn, client_config},
+    Stream, TcpConn, UnixConn,
+    tls::{Alpn, CertProblem, ClientTls},
 };
 
 /// How long a connection may take to be made when the call sets no bound.
@@ -30,6 +29,8 @@ pub(crate) struct Target<'a> {
     pub(crate) unix: Option<&'a Path>,
     /// TLS, offering these protocols by ALPN.
     pub(crate) tls: Option<Alpn>,
+    /// The trust, client certificate and name TLS uses.
+    pub(crate) tls_options: &'a ClientTls,
     pub(crate) proxy: Option<Proxy<'a>>,
     /// Sent to a proxy with `CONNECT`.
     pub(crate) user_agent: Option<&'a HeaderValue>,
@@ -52,6 +53,7 @@ impl<'a> Target<'a> {
             port: 0,
             unix: Some(path),
             tls: None,
+            tls_options: &NO_TLS_OPTIONS,
             proxy: None,
             user_agent: None,
         }
@@ -64,6 +66,12 @@ impl<'a> Target<'a> {
         }
     }
 }
+
+/// The default trust, no client certificate, the host's own name.
+pub(crate) static NO_TLS_OPTIONS: ClientTls = ClientTls {
+    profile: None,
+    server_name: None,
+};
 
 /// `host` without the brackets of an IPv6 literal.
 pub(crate) fn bare(host: &str) -> &str {
@@ -95,7 +103,7 @@ async fn open_unbounded(target: &Target<'_>) -> Result<Stream, ConnectError> {
         None => tcp(target.host, target.port).await?,
     };
     match target.tls {
-        Some(alpn) => tls(tcp, target.host, alpn).await,
+        Some(alpn) => tls(tcp, target.host, alpn, target.tls_options).await,
         None => Ok(Stream::Plain(tcp)),
     }
 }
@@ -113,6 +121,9 @@ pub(crate) enum ConnectError {
     },
     Tls {
         host: String,
+        /// The name sent and verified (`tls.serverName`, else the host).
+        name: String,
+        own_ca: bool,
         source: io::Error,
     },
     Proxy(String),
@@ -139,13 +150,15 @@ impl fmt::Display for ConnectError {
                 io::ErrorKind::ConnectionRefused => write!(f, "Connection refused ({addr})"),
                 _ => write!(f, "Failed to connect to {addr} ({source})"),
             },
-            Self::Tls { host, source } => {
-                if is_certificate_error(source) {
-                    write!(f, "TLS certificate problem with '{host}': {source}")
-                } else {
-                    write!(f, "TLS handshake with '{host}' failed: {source}")
-                }
-            }
+            Self::Tls {
+                host,
+                name,
+                own_ca,
+                source,
+            } => match CertProblem::of(source) {
+                Some(problem) => write!(f, "{}", problem.describe(host, name, *own_ca)),
+                None => write!(f, "TLS handshake with '{host}' failed: {source}"),
+            },
             Self::Proxy(message) | Self::Trust(message) => write!(f, "{message}"),
             Self::Handshake(e) => write!(f, "HTTP handshake failed: {e}"),
             Self::Timeout { addr, after } => write!(
@@ -158,19 +171,6 @@ impl fmt::Display for ConnectError {
 }
 
 impl std::error::Error for ConnectError {}
-
-/// True when a TLS handshake failed on the certificate (untrusted, expired,
-/// wrong name), from rustls' own error type.
-pub(crate) fn is_certificate_error(e: &io::Error) -> bool {
-    e.get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        .is_some_and(|e| {
-            matches!(
-                e,
-                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
-            )
-        })
-}
 
 /// The addresses of `host` (a name, or an IP literal, `[::1]` too) at `port`.
 pub(crate) async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, ConnectError> {
@@ -225,23 +225,33 @@ async fn unix(path: &Path) -> Result<Stream, ConnectError> {
         })
 }
 
-/// Wraps `tcp` in client TLS for `host`, verifying against the trust roots.
-async fn tls(tcp: TcpConn, host: &str, alpn: Alpn) -> Result<Stream, ConnectError> {
-    let bare = bare(host);
-    let name = ServerName::try_from(bare.to_string()).map_err(|e| ConnectError::Tls {
-        host: bare.to_string(),
-        source: io::Error::new(io::ErrorKind::InvalidInput, e),
-    })?;
-    let config = client_config(alpn).map_err(ConnectError::Trust)?;
-    let connector = TlsConnector::from(config);
-    let stream = connector
-        .connect(name, tcp)
+/// Wraps `tcp` in client TLS for `host` as `options` say: verified against
+/// their trust, for their server name (else the host), presenting their
+/// client certificate if any.
+pub(crate) async fn tls(
+    tcp: TcpConn,
+    host: &str,
+    alpn: Alpn,
+    options: &ClientTls,
+) -> Result<Stream, ConnectError> {
+    let host = bare(host);
+    let name = options.server_name.as_deref().unwrap_or(host);
+    let failed = |source| ConnectError::Tls {
+        host: host.to_string(),
+        name: name.to_string(),
+        own_ca: options.own_ca(),
+        source,
+    };
+    let server_name = ServerName::try_from(name.to_string())
+        .map_err(|e| failed(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+    let config = options.config(alpn).map_err(ConnectError::Trust)?;
+    let stream = TlsConnector::from(config)
+        .connect(server_name, tcp)
         .await
-        .map_err(|source| ConnectError::Tls {
-            host: bare.to_string(),
-            source,
-        })?;
-    Ok(Stream::ClientTls(Box::new(stream)))
+        .map_err(failed)?;
+    Ok(Stream::ClientTls(Box::new(
+        super::stream::ClientTlsConn::new(stream),
+    )))
 }
 
 /// Opens a `CONNECT` tunnel to `host:port` through the proxy at `proxy`.

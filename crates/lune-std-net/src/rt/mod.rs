@@ -21,7 +21,7 @@ pub(crate) mod tls;
 
 pub(crate) use conn::{TcpConn, UnixConn};
 pub(crate) use peer_io::{Activity, PeerIo};
-pub(crate) use stream::Stream;
+pub(crate) use stream::{Stream, TlsAlert, TlsInfo};
 pub(crate) use tasks::{ClientExecutor, ConnTasks};
 pub(crate) use timer::HyperTimer;
 

@@ -15,7 +15,7 @@ use super::accept::{self, Accepted, Bind, Local};
 use crate::shared::{
     options::Options,
     signal::Signal,
-    tcp::{Closer, TcpStream},
+    tcp::{Closer, Side, TcpStream},
 };
 
 const BACKLOG: usize = 128;
@@ -198,7 +198,7 @@ impl LuaUserData for Listener {
                 match accepted.recv().await {
                     Ok(conn) => {
                         // The stream holds its connection slot until closed.
-                        let stream = TcpStream::with_ends(conn.stream, conn.ends)
+                        let stream = TcpStream::new(conn.stream, conn.ends, Side::Accepted)
                             .holding(Box::new(conn.permit));
                         let mut streams = streams.borrow_mut();
                         streams.retain(|s| !s.is_closed());

@@ -8,7 +8,7 @@ pub(super) mod config;
 mod connections;
 pub(super) mod listener;
 mod release;
-mod request;
+pub(crate) mod request;
 pub(super) mod response;
 pub(super) mod service;
 mod upgrade;
@@ -112,7 +112,11 @@ pub(super) async fn serve(lua: Lua, port: u16, config: ServeConfig) -> LuaResult
         let conn_shutdown = loop_shutdown.clone();
         let on_accept = move |conn: Accepted| {
             let activity = timeouts.idle.map(|_| Activity::new());
-            let service = service.for_connection(conn.peer(), activity.clone());
+            let peer = request::Peer {
+                addr: conn.peer(),
+                tls: conn.stream.tls_info(),
+            };
+            let service = service.for_connection(peer, activity.clone());
             let exec = exec.clone();
             let shutdown = conn_shutdown.clone();
             let open = loop_connections.open();

@@ -3,7 +3,7 @@
 //! Luau thread, and turn what it returns into a response. Handler errors
 //! become 500s and are reported on stderr.
 
-use std::{future::Future, net::SocketAddr, pin::Pin, rc::Rc, sync::Arc};
+use std::{future::Future, pin::Pin, rc::Rc, sync::Arc};
 
 use http::{HeaderValue, Request, StatusCode, header};
 use hyper::body::Incoming;
@@ -13,7 +13,7 @@ use super::{
     Lifetime,
     body::{self, Limits},
     config::ServeConfig,
-    request,
+    request::{self, Peer},
     response::{self, HttpResponse, plain},
     upgrade,
 };
@@ -36,7 +36,7 @@ struct Inner {
 #[derive(Clone)]
 pub(crate) struct Service {
     inner: Rc<Inner>,
-    peer: Option<SocketAddr>,
+    peer: Rc<Peer>,
     activity: Option<Arc<Activity>>,
 }
 
@@ -55,21 +55,17 @@ impl Service {
                 },
                 lifetime,
             }),
-            peer: None,
+            peer: Rc::default(),
             activity: None,
         }
     }
 
-    /// The same server, for a connection from `peer` (`None` over a Unix
-    /// socket) whose requests count in `activity`.
-    pub(crate) fn for_connection(
-        &self,
-        peer: Option<SocketAddr>,
-        activity: Option<Arc<Activity>>,
-    ) -> Self {
+    /// The same server, for a connection from `peer` whose requests count
+    /// in `activity`.
+    pub(crate) fn for_connection(&self, peer: Peer, activity: Option<Arc<Activity>>) -> Self {
         Self {
             inner: self.inner.clone(),
-            peer,
+            peer: Rc::new(peer),
             activity,
         }
     }
@@ -82,21 +78,17 @@ impl hyper::service::Service<Request<Incoming>> for Service {
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let inner = self.inner.clone();
-        let peer = self.peer;
+        let peer = self.peer.clone();
         let busy = self.activity.as_ref().map(Activity::busy);
         Box::pin(async move {
-            let response = handle(&inner, peer, request).await;
+            let response = handle(&inner, &peer, request).await;
             drop(busy);
             Ok(response)
         })
     }
 }
 
-async fn handle(
-    inner: &Inner,
-    peer: Option<SocketAddr>,
-    request: Request<Incoming>,
-) -> HttpResponse {
+async fn handle(inner: &Inner, peer: &Peer, request: Request<Incoming>) -> HttpResponse {
     if let Some(handler) = inner.handle_web_socket.as_ref()
         && upgrade::is_websocket(request.headers())
     {

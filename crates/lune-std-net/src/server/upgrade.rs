@@ -3,7 +3,7 @@
 //! connection handed to `handleWebSocket(socket, request)` on its own Luau
 //! thread. A handler error is reported and closes the socket with 1011.
 
-use std::{net::SocketAddr, rc::Rc};
+use std::rc::Rc;
 
 use async_tungstenite::{
     WebSocketStream,
@@ -18,7 +18,7 @@ use mlua_luau_scheduler::LuaSpawnExt;
 use super::{
     Lifetime, Shutdown,
     connections::Open,
-    request,
+    request::{self, Peer},
     response::{HttpResponse, plain},
 };
 use crate::{
@@ -61,7 +61,7 @@ pub(super) fn upgrade(
     protocols: &Rc<[String]>,
     settings: websocket::Settings,
     lifetime: &Lifetime,
-    peer: Option<SocketAddr>,
+    peer: &Peer,
     request: Request<Incoming>,
 ) -> HttpResponse {
     let key = match check_request(request.headers()) {

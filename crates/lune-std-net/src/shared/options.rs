@@ -7,7 +7,8 @@ use std::{net::IpAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use mlua::prelude::*;
 use rustls::ServerConfig;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+
+use crate::rt::tls::{self, ClientTls};
 
 /// The longest duration a script may ask for: one year, in seconds.
 pub(crate) const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
@@ -216,25 +217,145 @@ impl<'a> Options<'a> {
             .transpose()
     }
 
-    /// `tls = { cert, key }`: PEM text for a server, offering `alpn`.
+    /// A server's `tls = { cert, key, clientCa?, requireClientCert? }` (PEM
+    /// text), offering `alpn`: with `clientCa` clients are asked for a
+    /// certificate signed by it, and with `requireClientCert` refused
+    /// without one.
     pub(crate) fn server_tls(
         &self,
         key: &str,
         alpn: &[&[u8]],
     ) -> LuaResult<Option<Arc<ServerConfig>>> {
-        let Some(tls) = self.table(key)? else {
+        let Some(table) = self.table(key)? else {
             return Ok(None);
         };
-        let pem = |field: &str| -> LuaResult<LuaString> {
-            match tls.get::<LuaValue>(field)? {
-                LuaValue::String(s) => Ok(s),
-                other => Err(invalid(&format!("{key}.{field}"), "a PEM string", &other)),
-            }
-        };
-        let cert = pem("cert")?;
-        let private = pem("key")?;
-        server_tls(&cert.as_bytes(), &private.as_bytes(), alpn).map(Some)
+        let pem = server_pem(&table, key)?;
+        tls::server(&pem, alpn)
+            .map(Some)
+            .map_err(LuaError::external)
     }
+
+    /// A client's `tls = { ca = pem | { pem }, cert = pem, key = pem,
+    /// serverName = string }`; `None` when nil.
+    pub(crate) fn client_tls(&self, key: &str) -> LuaResult<Option<ClientTls>> {
+        match self.get(key)? {
+            LuaValue::Nil => Ok(None),
+            LuaValue::Table(table) => client_tls_table(&table, key).map(Some),
+            other => Err(invalid(
+                key,
+                "a table { ca?, cert?, key?, serverName? }",
+                &other,
+            )),
+        }
+    }
+}
+
+/// The PEM text in `table[field]`, named `prefix.field` in errors.
+fn pem_field(table: &LuaTable, prefix: &str, field: &str) -> LuaResult<Option<Vec<u8>>> {
+    match table.get::<LuaValue>(field)? {
+        LuaValue::Nil => Ok(None),
+        LuaValue::String(s) => Ok(Some(s.as_bytes().to_vec())),
+        other => Err(invalid(
+            &format!("{prefix}.{field}"),
+            "a PEM string",
+            &other,
+        )),
+    }
+}
+
+/// A CA option: one PEM string (which may hold several certificates) or an
+/// array of them.
+fn pem_list(table: &LuaTable, prefix: &str, field: &str) -> LuaResult<Vec<Vec<u8>>> {
+    let name = format!("{prefix}.{field}");
+    match table.get::<LuaValue>(field)? {
+        LuaValue::Nil => Ok(Vec::new()),
+        LuaValue::String(s) => Ok(vec![s.as_bytes().to_vec()]),
+        LuaValue::Table(list) => {
+            let pems = list
+                .sequence_values::<LuaValue>()
+                .map(|value| match value? {
+                    LuaValue::String(s) => Ok(s.as_bytes().to_vec()),
+                    other => Err(invalid(&name, "a PEM string or an array of them", &other)),
+                })
+                .collect::<LuaResult<Vec<_>>>()?;
+            if pems.is_empty() {
+                return Err(LuaError::runtime(format!(
+                    "Invalid '{name}' - expected a PEM string or an array of them, got an empty table"
+                )));
+            }
+            Ok(pems)
+        }
+        other => Err(invalid(&name, "a PEM string or an array of them", &other)),
+    }
+}
+
+/// A client's TLS options from their table, named `prefix.field` in errors.
+pub(crate) fn client_tls_table(table: &LuaTable, prefix: &str) -> LuaResult<ClientTls> {
+    let pem = tls::ClientPem {
+        ca: pem_list(table, prefix, "ca")?,
+        cert: pem_field(table, prefix, "cert")?,
+        key: pem_field(table, prefix, "key")?,
+    };
+    let server_name = match table.get::<LuaValue>("serverName")? {
+        LuaValue::Nil => None,
+        LuaValue::String(s) if !s.as_bytes().is_empty() => {
+            let name = s.to_str()?.to_string();
+            rustls_pki_types::ServerName::try_from(name.as_str()).map_err(|_| {
+                LuaError::runtime(format!(
+                    "Invalid '{prefix}.serverName' - '{name}' is not a DNS name or IP address"
+                ))
+            })?;
+            Some(name)
+        }
+        other => {
+            return Err(invalid(
+                &format!("{prefix}.serverName"),
+                "a host name",
+                &other,
+            ));
+        }
+    };
+    let profile = if pem == tls::ClientPem::default() {
+        None
+    } else {
+        Some(tls::client(&pem, prefix).map_err(LuaError::external)?)
+    };
+    Ok(ClientTls {
+        profile,
+        server_name,
+    })
+}
+
+/// A server's or an accepted stream's TLS options.
+pub(crate) fn server_pem(table: &LuaTable, prefix: &str) -> LuaResult<tls::ServerPem> {
+    let field = |name: &str| format!("{prefix}.{name}");
+    let required = |name: &str| -> LuaResult<Vec<u8>> {
+        pem_field(table, prefix, name)?.ok_or_else(|| {
+            LuaError::runtime(format!(
+                "Invalid '{}' - expected a PEM string, got nil",
+                field(name)
+            ))
+        })
+    };
+    let identity = tls::Identity {
+        cert: required("cert")?,
+        key: required("key")?,
+        cert_field: field("cert"),
+        key_field: field("key"),
+    };
+    let client_ca = pem_list(table, prefix, "clientCa")?;
+    let require = match table.get::<LuaValue>("requireClientCert")? {
+        LuaValue::Nil | LuaValue::Boolean(false) => false,
+        LuaValue::Boolean(true) => true,
+        other => {
+            return Err(invalid(&field("requireClientCert"), "a boolean", &other));
+        }
+    };
+    Ok(tls::ServerPem {
+        identity,
+        client_ca: (!client_ca.is_empty()).then(|| (client_ca, field("clientCa"))),
+        require_client_cert: require.then(|| field("requireClientCert")),
+    })
 }
 
 /// `127.0.0.1`, `::1`, `[::1]`, `http://0.0.0.0`, `https://localhost`.
@@ -253,33 +374,6 @@ pub(crate) fn parse_address(text: &str) -> LuaResult<IpAddr> {
             "Invalid address '{text}' - expected an IPv4 or IPv6 address such as 127.0.0.1 or ::1, optionally prefixed with http://"
         ))
     })
-}
-
-/// A TLS server configuration from PEM text with the given ALPN protocols.
-pub(crate) fn server_tls(
-    cert_pem: &[u8],
-    key_pem: &[u8],
-    alpn: &[&[u8]],
-) -> LuaResult<Arc<ServerConfig>> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| LuaError::runtime(format!("Invalid TLS certificate PEM in 'cert': {e}")))?;
-    if certs.is_empty() {
-        return Err(LuaError::runtime(
-            "Invalid TLS certificate - no 'BEGIN CERTIFICATE' block found in 'cert'",
-        ));
-    }
-    let key = PrivateKeyDer::from_pem_slice(key_pem)
-        .map_err(|e| LuaError::runtime(format!("Invalid TLS private key PEM in 'key': {e}")))?;
-    let mut config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| LuaError::runtime(format!("TLS setup failed: {e}")))?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .map_err(|e| LuaError::runtime(format!("Invalid TLS certificate or key: {e}")))?;
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(Arc::new(config))
 }
 
 #[cfg(test)]

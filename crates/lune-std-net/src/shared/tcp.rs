@@ -1,21 +1,34 @@
 //! The `TcpStream` object Luau sees, for connected and accepted streams alike,
 //! over TCP (with or without TLS) or a Unix domain socket.
 //!
-//! The stream is split into read and write halves, each behind its own async
-//! lock, so reads and writes may run at the same time on different Luau
-//! threads. `close` wakes a waiting `read`, which then returns nil.
+//! Reads and writes each hold their own async lock, so they may run at the
+//! same time on different Luau threads (both poll the one stream, never at
+//! once: everything runs on the Luau thread). `close` wakes a waiting
+//! `read`, which then returns nil. `upgradeTls` turns a plain stream into
+//! TLS in place (STARTTLS).
 
-use std::{any::Any, cell::RefCell, fmt, net::SocketAddr, path::PathBuf, rc::Rc, time::Duration};
+use std::{
+    any::Any,
+    cell::{Cell, RefCell},
+    fmt, io,
+    net::SocketAddr,
+    path::PathBuf,
+    pin::Pin,
+    rc::Rc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use async_lock::Mutex;
-use futures_lite::{
-    AsyncReadExt, AsyncWriteExt,
-    io::{ReadHalf, WriteHalf},
-};
+use futures_lite::{AsyncRead, AsyncWrite, future};
 use mlua::prelude::*;
 
 use super::{body::bytes_from_lua, options, signal::Signal};
-use crate::rt::Stream;
+use crate::rt::{
+    Stream, TcpConn, TlsInfo,
+    connect::{self, DEFAULT_CONNECT_TIMEOUT},
+    tls::{self, Alpn, CertProblem, ClientTls},
+};
 
 /// The longest keep-alive idle time the kernel takes (`TCP_KEEPIDLE`).
 const MAX_KEEPALIVE_SECONDS: f64 = 32767.0;
@@ -40,11 +53,27 @@ impl fmt::Display for Endpoints {
     }
 }
 
+/// Which end made the stream, for `upgradeTls`.
+pub(crate) enum Side {
+    /// `net.tcp.connect` to this host (the name TLS checks by default).
+    Connected { host: String },
+    /// Accepted by a listener.
+    Accepted,
+}
+
 struct Inner {
-    reader: Mutex<Option<ReadHalf<Stream>>>,
-    writer: Mutex<Option<WriteHalf<Stream>>>,
+    /// Polled by one reader and one writer at a time (each holds its lock
+    /// while it waits); only `upgradeTls` and `close` take it out.
+    stream: RefCell<Option<Stream>>,
+    reading: Mutex<()>,
+    writing: Mutex<()>,
+    /// Set while `upgradeTls` runs.
+    upgrading: Cell<bool>,
     closed: Signal,
     ends: Endpoints,
+    side: Side,
+    /// The handshake's outcome, once the stream is TLS.
+    tls: RefCell<Option<TlsInfo>>,
     /// The TCP socket, for socket options; released on close.
     socket: RefCell<Option<std::net::TcpStream>>,
     /// Kept while the stream is open (a listener's connection slot).
@@ -52,31 +81,29 @@ struct Inner {
 }
 
 /// A TCP (or TLS, or Unix socket) stream: `localIp`, `localPort`,
-/// `remoteIp`, `remotePort` (or `path`), `read`, `write`, `close`,
-/// `setNoDelay`, `setKeepAlive`.
+/// `remoteIp`, `remotePort` (or `path`), `peerCertificate`, `read`,
+/// `write`, `close`, `setNoDelay`, `setKeepAlive`, `upgradeTls`.
 pub(crate) struct TcpStream {
     inner: Rc<Inner>,
 }
 
 impl TcpStream {
-    /// A stream between `local` and `remote`, as they were when it was
-    /// accepted or connected (a peer that has since reset has no address).
-    pub(crate) fn new(stream: Stream, local: SocketAddr, remote: SocketAddr) -> Self {
-        Self::with_ends(stream, Endpoints::Ip { local, remote })
-    }
-
-    /// A stream whose ends are `ends`.
-    pub(crate) fn with_ends(stream: Stream, ends: Endpoints) -> Self {
+    /// A stream whose ends are `ends`, made by `side`.
+    pub(crate) fn new(stream: Stream, ends: Endpoints, side: Side) -> Self {
         // A second handle on the socket (for its options), not a second
         // connection.
         let socket = stream.tcp().and_then(|s| s.try_clone().ok());
-        let (reader, writer) = futures_lite::io::split(stream);
+        let tls = stream.tls_info();
         Self {
             inner: Rc::new(Inner {
-                reader: Mutex::new(Some(reader)),
-                writer: Mutex::new(Some(writer)),
+                stream: RefCell::new(Some(stream)),
+                reading: Mutex::new(()),
+                writing: Mutex::new(()),
+                upgrading: Cell::new(false),
                 closed: Signal::default(),
                 ends,
+                side,
+                tls: RefCell::new(tls),
                 socket: RefCell::new(socket),
                 held: RefCell::new(None),
             }),
@@ -152,19 +179,36 @@ impl TcpStream {
         })
     }
 
+    /// An error for `what` while `upgradeTls` runs, else none.
+    fn not_upgrading(&self, what: &str) -> LuaResult<()> {
+        if self.inner.upgrading.get() {
+            return Err(LuaError::runtime(format!(
+                "Cannot {what} the TCP stream ({}) while upgradeTls is in progress",
+                self.inner.ends
+            )));
+        }
+        Ok(())
+    }
+
     async fn read(&self, size: usize) -> LuaResult<Option<Vec<u8>>> {
+        self.not_upgrading("read")?;
         if self.inner.closed.is_set() {
             return Ok(None);
         }
-        let mut reader = self.inner.reader.lock().await;
-        let Some(half) = reader.as_mut() else {
-            return Ok(None);
-        };
+        let _reading = self.inner.reading.lock().await;
         let mut buf = vec![0u8; size];
-        let read = futures_lite::future::or(async { Some(half.read(&mut buf).await) }, async {
-            self.inner.closed.wait().await;
-            None
-        })
+        let read = future::or(
+            async {
+                Some(
+                    future::poll_fn(|cx| self.inner.poll(cx, |s, cx| s.poll_read(cx, &mut buf)))
+                        .await,
+                )
+            },
+            async {
+                self.inner.closed.wait().await;
+                None
+            },
+        )
         .await;
         match read {
             None | Some(Ok(0)) => Ok(None),
@@ -172,30 +216,134 @@ impl TcpStream {
                 buf.truncate(n);
                 Ok(Some(buf))
             }
-            Some(Err(e)) => Err(LuaError::runtime(format!(
-                "Failed to read from TCP stream ({}): {e}",
-                self.inner.ends
-            ))),
+            Some(Err(e)) if e.kind() == io::ErrorKind::NotConnected => Ok(None),
+            Some(Err(e)) => Err(self.failed("read from", &e)),
         }
     }
 
     async fn write(&self, data: &[u8]) -> LuaResult<()> {
+        self.not_upgrading("write to")?;
         let closed = || LuaError::runtime("TCP stream is closed - cannot write");
         if self.inner.closed.is_set() {
             return Err(closed());
         }
-        let mut writer = self.inner.writer.lock().await;
-        let half = writer.as_mut().ok_or_else(closed)?;
-        let written = async {
-            half.write_all(data).await?;
-            half.flush().await
+        let _writing = self.inner.writing.lock().await;
+        let mut written = 0;
+        while written < data.len() {
+            let n = future::poll_fn(|cx| {
+                self.inner
+                    .poll(cx, |s, cx| s.poll_write(cx, &data[written..]))
+            })
+            .await;
+            match n {
+                Ok(0) => return Err(self.failed("write to", &io::ErrorKind::WriteZero.into())),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Err(closed()),
+                Err(e) => return Err(self.failed("write to", &e)),
+            }
+        }
+        future::poll_fn(|cx| self.inner.poll(cx, AsyncWrite::poll_flush))
+            .await
+            .map_err(|e| self.failed("write to", &e))
+    }
+
+    /// A failed read or write, saying what was wrong with a certificate
+    /// when that was it (a server that wants a client certificate says so
+    /// only after the TLS 1.3 handshake).
+    fn failed(&self, what: &str, e: &io::Error) -> LuaError {
+        let ends = &self.inner.ends;
+        match CertProblem::of(e) {
+            Some(problem) => {
+                let host = ends.to_string();
+                LuaError::runtime(format!(
+                    "Failed to {what} TCP stream ({ends}): {}",
+                    problem.describe(&host, &host, false)
+                ))
+            }
+            None => LuaError::runtime(format!("Failed to {what} TCP stream ({ends}): {e}")),
+        }
+    }
+
+    /// `upgradeTls(options?)`: the TLS handshake over this plain stream, as
+    /// a client (`{ serverName?, ca?, cert?, key? }`, checking the host it
+    /// connected to by default) or, on an accepted stream, as a server
+    /// (`{ cert, key, clientCa?, requireClientCert? }`). The stream holds
+    /// no bytes of its own (reads go straight to the socket), so nothing
+    /// read before is lost. A failed handshake closes the stream.
+    async fn upgrade_tls(&self, options: Option<LuaTable>) -> LuaResult<()> {
+        let inner = &self.inner;
+        let refuse = |why: &str| {
+            Err(LuaError::runtime(format!(
+                "Cannot upgrade the TCP stream ({}) to TLS - {why}",
+                inner.ends
+            )))
         };
-        written.await.map_err(|e| {
-            LuaError::runtime(format!(
-                "Failed to write to TCP stream ({}): {e}",
-                self.inner.ends
+        if inner.closed.is_set() {
+            return refuse("it is closed");
+        }
+        if inner.upgrading.get() {
+            return refuse("an upgrade is already in progress");
+        }
+        let handshake = match (&inner.side, options) {
+            (Side::Connected { host }, options) => {
+                let tls = match &options {
+                    Some(table) => options::client_tls_table(table, "options")?,
+                    None => ClientTls::default(),
+                };
+                Handshake::Client(host.clone(), tls)
+            }
+            (Side::Accepted, Some(table)) => {
+                let pem = options::server_pem(&table, "options")?;
+                Handshake::Server(tls::server(&pem, &[]).map_err(LuaError::external)?)
+            }
+            (Side::Accepted, None) => {
+                return refuse(
+                    "an accepted stream needs its certificate: upgradeTls({ cert = ..., key = ... })",
+                );
+            }
+        };
+        let (Some(_reading), Some(_writing)) = (inner.reading.try_lock(), inner.writing.try_lock())
+        else {
+            return refuse("a read or write is in progress");
+        };
+        let tcp = match inner.stream.borrow_mut().take() {
+            Some(Stream::Plain(tcp)) => tcp,
+            other => {
+                let why = match &other {
+                    Some(Stream::Unix(_)) => "it is a Unix socket",
+                    Some(_) => "it is TLS already",
+                    None => "it is closed",
+                };
+                *inner.stream.borrow_mut() = other;
+                return refuse(why);
+            }
+        };
+        inner.upgrading.set(true);
+        let upgraded = future::or(handshake.run(tcp), async {
+            async_io::Timer::after(DEFAULT_CONNECT_TIMEOUT).await;
+            Err(format!(
+                "the TLS handshake timed out after {} seconds",
+                DEFAULT_CONNECT_TIMEOUT.as_secs()
             ))
         })
+        .await;
+        inner.upgrading.set(false);
+        match upgraded {
+            Ok(stream) => {
+                *inner.tls.borrow_mut() = stream.tls_info();
+                *inner.stream.borrow_mut() = Some(stream);
+                Ok(())
+            }
+            Err(why) => {
+                inner.closed.fire();
+                inner.socket.borrow_mut().take();
+                inner.held.borrow_mut().take();
+                Err(LuaError::runtime(format!(
+                    "TLS upgrade of the TCP stream ({}) failed: {why}",
+                    inner.ends
+                )))
+            }
+        }
     }
 
     async fn close(&self) {
@@ -203,17 +351,62 @@ impl TcpStream {
     }
 }
 
+/// The handshake `upgradeTls` makes.
+enum Handshake {
+    /// As a client of `host`.
+    Client(String, ClientTls),
+    Server(std::sync::Arc<rustls::ServerConfig>),
+}
+
+impl Handshake {
+    async fn run(self, tcp: TcpConn) -> Result<Stream, String> {
+        match self {
+            Self::Client(host, tls) => connect::tls(tcp, &host, Alpn::Raw, &tls)
+                .await
+                .map_err(|e| e.to_string()),
+            Self::Server(config) => {
+                let stream = futures_rustls::TlsAcceptor::from(config)
+                    .accept(tcp)
+                    .await
+                    .map_err(|e| match CertProblem::of(&e) {
+                        Some(CertProblem::ClientCertRequired) => {
+                            "the client presented no certificate (requireClientCert)".to_string()
+                        }
+                        Some(problem) => format!("the client's certificate: {problem:?}"),
+                        None => e.to_string(),
+                    })?;
+                Ok(Stream::ServerTls(Box::new(stream)))
+            }
+        }
+    }
+}
+
 impl Inner {
+    /// Polls the stream with `f`; `NotConnected` once it is gone.
+    fn poll<T>(
+        &self,
+        cx: &mut Context<'_>,
+        f: impl FnOnce(Pin<&mut Stream>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        // Never borrowed across an await: a poll is the only borrower.
+        match self.stream.try_borrow_mut().as_deref_mut() {
+            Ok(Some(stream)) => f(Pin::new(stream), cx),
+            _ => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+
     async fn close(&self) {
         if self.closed.is_set() {
             return;
         }
         self.closed.fire();
-        if let Some(mut half) = self.writer.lock().await.take() {
+        {
+            let _writing = self.writing.lock().await;
             // The peer may be gone already; the socket closes either way.
-            let _ = half.close().await;
+            let _ = future::poll_fn(|cx| self.poll(cx, AsyncWrite::poll_close)).await;
         }
-        self.reader.lock().await.take();
+        let _reading = self.reading.lock().await;
+        self.stream.borrow_mut().take();
         self.socket.borrow_mut().take();
         self.held.borrow_mut().take();
     }
@@ -274,6 +467,14 @@ impl LuaUserData for TcpStream {
         fields.add_field_method_get("remotePort", |_, this| {
             Ok(ip(&this.inner.ends, false).map(|a| a.port()))
         });
+        fields.add_field_method_get("peerCertificate", |_, this| {
+            Ok(this
+                .inner
+                .tls
+                .borrow()
+                .as_ref()
+                .and_then(|tls| tls.peer_certificate.clone()))
+        });
         fields.add_field_method_get("path", |lua, this| match &this.inner.ends {
             Endpoints::Unix { path } => {
                 use std::os::unix::ffi::OsStrExt;
@@ -307,6 +508,9 @@ impl LuaUserData for TcpStream {
                 this.close().await;
                 Ok(())
             })
+        });
+        methods.add_async_method("upgradeTls", |_, this, options: Option<LuaTable>| {
+            lune_utils::wake_on_drop(async move { this.upgrade_tls(options).await })
         });
         methods.add_method("setNoDelay", |_, this, on: LuaValue| this.set_no_delay(on));
         methods.add_method("setKeepAlive", |_, this, value: LuaValue| {

@@ -17,12 +17,15 @@ use super::{
     Client, ClientResponse, ResponseBody,
     config::{RequestConfig, RequestOptions, current_caller},
 };
-use crate::shared::{
-    body::BodySource,
-    headers,
-    options::{self, Options},
-    reader::BodyReader,
-    signal::Signal,
+use crate::{
+    rt::tls::ClientTls,
+    shared::{
+        body::BodySource,
+        headers,
+        options::{self, Options},
+        reader::BodyReader,
+        signal::Signal,
+    },
 };
 
 /// `net.sse.connect`'s options.
@@ -31,6 +34,7 @@ pub(crate) struct SseConfig {
     headers: Vec<(HeaderName, HeaderValue)>,
     last_event_id: Option<String>,
     reconnect: bool,
+    tls: ClientTls,
 }
 
 impl SseConfig {
@@ -40,12 +44,14 @@ impl SseConfig {
             headers: Vec::new(),
             last_event_id: None,
             reconnect: false,
+            tls: ClientTls::default(),
         };
         if let Some(options) = options {
             let fields = Options::new(&options);
             config.headers = headers::read_headers(fields.table("headers")?)?;
             config.last_event_id = fields.string("lastEventId")?.map(|s| s.to_string_lossy());
             config.reconnect = fields.flag("reconnect")?.unwrap_or(false);
+            config.tls = fields.client_tls("tls")?.unwrap_or_default();
         }
         Ok(config)
     }
@@ -109,6 +115,7 @@ async fn open(inner: &Inner) -> Result<Option<BodyReader>, OpenError> {
         body: BodySource::Empty,
         options: RequestOptions {
             stream: true,
+            tls: inner.config.tls.clone(),
             ..RequestOptions::default()
         },
         lua: Some(inner.lua.clone()),
