@@ -33,6 +33,7 @@ use crate::{
     rt::{
         Stream, TcpConn, UnixConn,
         connect::{self, ConnectError, Target},
+        tls::CertProblem,
     },
     shared::{signal::Signal, tcp::Endpoints},
 };
@@ -434,6 +435,11 @@ async fn tls_handshake(
     };
     match handshake.await {
         Some(Ok(tls)) => return Some(Stream::ServerTls(Box::new(tls))),
+        Some(Err(e)) if CertProblem::of(&e) == Some(CertProblem::ClientCertRequired) => {
+            report::error(&format!(
+                "{what}: TLS handshake with a client at {client} failed: it presented no client certificate (tls.requireClientCert)"
+            ));
+        }
         Some(Err(e)) => report::error(&format!(
             "{what}: TLS handshake with a client at {client} failed: {e}"
         )),

@@ -306,7 +306,8 @@ impl TcpStream {
         else {
             return refuse("a read or write is in progress");
         };
-        let tcp = match inner.stream.borrow_mut().take() {
+        let taken = inner.stream.borrow_mut().take();
+        let tcp = match taken {
             Some(Stream::Plain(tcp)) => tcp,
             other => {
                 let why = match &other {
