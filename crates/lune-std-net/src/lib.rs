@@ -164,3 +164,19 @@ fn url_decode(lua: &Lua, (s, binary): (LuaString, Option<bool>)) -> LuaResult<Lu
     let bytes = url::decode(&s.as_bytes(), binary.unwrap_or(false)).map_err(LuaError::runtime)?;
     lua.create_string(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    /// Regression: Lune builds mlua with `error-send`, where every error a
+    /// script sees must be `Send + Sync`; an `Rc` in the body error broke
+    /// Lune's build with our crate.
+    #[test]
+    fn errors_are_send_and_sync_as_lune_needs() {
+        fn check<T: std::error::Error + Send + Sync + 'static>() {}
+        check::<crate::client::error::RequestError>();
+        check::<crate::client::ws::SocketError>();
+        check::<crate::rt::connect::ConnectError>();
+        check::<crate::rt::tls::PemError>();
+        check::<crate::shared::reader::IncomingError>();
+    }
+}

@@ -85,6 +85,14 @@ pub fn start() -> io::Result<Fixtures> {
         ),
         ("LUNE_TEST_EXPIRED_CERT".into(), certs.expired.cert.clone()),
         ("LUNE_TEST_EXPIRED_KEY".into(), certs.expired.key.clone()),
+        (
+            "LUNE_TEST_NOT_YET_VALID_CERT".into(),
+            certs.not_yet_valid.cert.clone(),
+        ),
+        (
+            "LUNE_TEST_NOT_YET_VALID_KEY".into(),
+            certs.not_yet_valid.key.clone(),
+        ),
         ("LUNE_TEST_PRIVATE_CA".into(), certs.private_ca_pem.clone()),
         (
             "LUNE_TEST_PRIVATE_CERT".into(),

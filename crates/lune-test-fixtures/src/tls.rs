@@ -21,7 +21,8 @@ pub(crate) struct Pem {
 
 /// The test CA's certificate and what it signed: leaf certificates for
 /// `localhost`/`127.0.0.1` (one for the fixtures, one for scripts), a
-/// client certificate, one for another name and one that has expired; one
+/// client certificate, one for another name, one that has expired and one
+/// not valid before 2090; one
 /// self-signed (untrusted) certificate; and a second, private CA with a
 /// `localhost` certificate of its own (trusted by nothing by default).
 pub(crate) struct Certificates {
@@ -31,6 +32,7 @@ pub(crate) struct Certificates {
     pub(crate) client: Pem,
     pub(crate) other_name: Pem,
     pub(crate) expired: Pem,
+    pub(crate) not_yet_valid: Pem,
     pub(crate) untrusted: Pem,
     pub(crate) private_ca_pem: String,
     pub(crate) private_server: Pem,
@@ -49,13 +51,16 @@ enum Leaf {
     Client,
     OtherName,
     Expired,
+    NotYetValid,
 }
 
 fn leaf(kind: &Leaf, issuer: Option<&CertifiedIssuer<'static, KeyPair>>) -> io::Result<Pem> {
     let names = match kind {
         Leaf::OtherName => vec!["other.example".to_string()],
         Leaf::Client => vec!["lune-test-client".to_string()],
-        Leaf::Server | Leaf::Expired => vec!["localhost".to_string(), "127.0.0.1".to_string()],
+        Leaf::Server | Leaf::Expired | Leaf::NotYetValid => {
+            vec!["localhost".to_string(), "127.0.0.1".to_string()]
+        }
     };
     let mut params = CertificateParams::new(names).map_err(err)?;
     match kind {
@@ -68,6 +73,10 @@ fn leaf(kind: &Leaf, issuer: Option<&CertifiedIssuer<'static, KeyPair>>) -> io::
         Leaf::Expired => {
             params.not_before = rcgen::date_time_ymd(2000, 1, 1);
             params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        }
+        Leaf::NotYetValid => {
+            params.not_before = rcgen::date_time_ymd(2090, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2091, 1, 1);
         }
         Leaf::Server | Leaf::OtherName => {}
     }
@@ -92,6 +101,7 @@ pub(crate) fn generate() -> io::Result<Certificates> {
         client: leaf(&Leaf::Client, Some(&ca))?,
         other_name: leaf(&Leaf::OtherName, Some(&ca))?,
         expired: leaf(&Leaf::Expired, Some(&ca))?,
+        not_yet_valid: leaf(&Leaf::NotYetValid, Some(&ca))?,
         untrusted: leaf(&Leaf::Server, None)?,
         private_ca_pem: private_ca.pem(),
         private_server: leaf(&Leaf::Server, Some(&private_ca))?,

@@ -5,7 +5,7 @@
 //! `pool.rs` (sockets from `rt::connect`).
 
 pub(super) mod config;
-mod error;
+pub(crate) mod error;
 pub(super) mod fetch;
 mod pool;
 mod proxy;

@@ -7,7 +7,7 @@
 //! script through a [`BodyReader`]: `read(size?)`, `readToEnd()`,
 //! `close()`.
 
-use std::{rc::Rc, time::Duration};
+use std::{rc::Rc, sync::Arc, time::Duration};
 
 use async_lock::Mutex;
 use bytes::{Bytes, BytesMut};
@@ -42,7 +42,7 @@ pub(crate) enum BodyFault {
 #[derive(Debug)]
 pub(crate) struct IncomingError {
     pub(crate) fault: BodyFault,
-    body: Rc<str>,
+    body: Arc<str>,
     encoding: Option<&'static str>,
 }
 
@@ -94,7 +94,7 @@ pub(crate) struct IncomingBody {
     received: usize,
     decoded: usize,
     stall: Option<Duration>,
-    body: Rc<str>,
+    body: Arc<str>,
 }
 
 impl IncomingBody {
@@ -108,7 +108,7 @@ impl IncomingBody {
         format: Option<CompressionFormat>,
         limit: Option<usize>,
         stall: Option<Duration>,
-        body: impl Into<Rc<str>>,
+        body: impl Into<Arc<str>>,
     ) -> Result<Self, IncomingError> {
         let body = body.into();
         let encoding = format.map(CompressionFormat::header_name);
@@ -254,7 +254,7 @@ struct Inner {
     state: Mutex<State>,
     closed: Signal,
     /// What the body is (`response body from <url>`), for `tostring`.
-    name: Rc<str>,
+    name: Arc<str>,
 }
 
 /// A body a script reads piece by piece.
