@@ -319,7 +319,7 @@ impl TcpStream {
                 return refuse(why);
             }
         };
-        inner.upgrading.set(true);
+        let upgrading = Upgrading::start(inner);
         let upgraded = future::or(handshake.run(tcp), async {
             async_io::Timer::after(DEFAULT_CONNECT_TIMEOUT).await;
             Err(format!(
@@ -328,27 +328,43 @@ impl TcpStream {
             ))
         })
         .await;
-        inner.upgrading.set(false);
-        match upgraded {
-            Ok(stream) => {
-                *inner.tls.borrow_mut() = stream.tls_info();
-                *inner.stream.borrow_mut() = Some(stream);
-                Ok(())
-            }
-            Err(why) => {
-                inner.closed.fire();
-                inner.socket.borrow_mut().take();
-                inner.held.borrow_mut().take();
-                Err(LuaError::runtime(format!(
-                    "TLS upgrade of the TCP stream ({}) failed: {why}",
-                    inner.ends
-                )))
-            }
+        if let Ok(stream) = &upgraded {
+            *inner.tls.borrow_mut() = stream.tls_info();
         }
+        let upgraded = upgraded.map(|stream| *inner.stream.borrow_mut() = Some(stream));
+        // Without the stream back (a failed handshake), this closes it.
+        drop(upgrading);
+        upgraded.map_err(|why| {
+            LuaError::runtime(format!(
+                "TLS upgrade of the TCP stream ({}) failed: {why}",
+                inner.ends
+            ))
+        })
     }
 
     async fn close(&self) {
         self.inner.close().await;
+    }
+}
+
+/// Marks a stream as upgrading while the handshake runs. Dropped early (the
+/// calling thread was cancelled), it closes the stream: its socket went
+/// into the handshake and is gone.
+struct Upgrading<'a>(&'a Inner);
+
+impl<'a> Upgrading<'a> {
+    fn start(inner: &'a Inner) -> Self {
+        inner.upgrading.set(true);
+        Self(inner)
+    }
+}
+
+impl Drop for Upgrading<'_> {
+    fn drop(&mut self) {
+        self.0.upgrading.set(false);
+        if self.0.stream.borrow().is_none() {
+            self.0.close_without_stream();
+        }
     }
 }
 
@@ -383,6 +399,14 @@ impl Handshake {
 }
 
 impl Inner {
+    /// Marks the stream closed once its socket is gone (a failed or
+    /// abandoned upgrade).
+    fn close_without_stream(&self) {
+        self.closed.fire();
+        self.socket.borrow_mut().take();
+        self.held.borrow_mut().take();
+    }
+
     /// Polls the stream with `f`; `NotConnected` once it is gone.
     fn poll<T>(
         &self,
