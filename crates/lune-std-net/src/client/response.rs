@@ -102,7 +102,14 @@ pub(super) async fn finish(
     )
     .map_err(RequestError::Body)?;
     let body = if options.stream {
-        let on_end = lease.map(|lease| -> OnEnd { Box::new(move || lease.release()) });
+        let on_end = lease.map(|lease| -> OnEnd {
+            Box::new(move |ended| {
+                // A broken body leaves its connection unusable: dropped.
+                if ended.is_ok() {
+                    lease.release();
+                }
+            })
+        });
         ResponseBody::Stream(BodyReader::new(reading, on_end))
     } else {
         let bytes = reading.read_to_end().await.map_err(RequestError::Body)?;

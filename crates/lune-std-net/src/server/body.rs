@@ -1,17 +1,22 @@
 //! Request bodies as a handler receives them: read within `maxBodySize`
 //! (413, from `Content-Length` or while reading) and `bodyTimeout` (408 when
-//! no byte comes for that long), then decompressed within the same limit.
+//! no byte comes for that long), decompressed within the same limit, either
+//! whole before the handler runs or, with `streamBodies`, by the handler
+//! through a `BodyReader` as the bytes arrive. hyper answers
+//! `Expect: 100-continue` when the body is first read: a streaming handler
+//! that refuses without reading never asks the client for the body.
 
-use std::time::Duration;
+use std::{cell::Cell, rc::Rc, time::Duration};
 
 use bytes::Bytes;
-use http::{StatusCode, header};
+use http::{HeaderValue, StatusCode, header};
 use hyper::body::Incoming;
+use lune_std_serde::compression::CompressionFormat;
 
 use super::response::{HttpResponse, closing, plain};
 use crate::shared::{
     decode,
-    reader::{BodyFault, IncomingBody},
+    reader::{BodyFault, BodyReader, IncomingBody, OnEnd},
 };
 
 /// The limits a request body is read under.
@@ -21,29 +26,163 @@ pub(super) struct Limits {
     pub(super) timeout: Duration,
 }
 
+/// How far a streamed request body got, as its `BodyReader` reports it.
+#[derive(Clone, Copy)]
+enum Reached {
+    /// Not read to its end (yet).
+    Unfinished,
+    Ended,
+    /// The limits (or the peer) ended it: this is the answer.
+    Failed(Refusal),
+}
+
+/// What a streamed body's end means for the response.
+#[derive(Clone, Copy)]
+enum Refusal {
+    TooLarge(usize),
+    Stalled(Duration),
+    Broken,
+    Undecodable,
+}
+
+/// The progress of a streamed body, shared with its `BodyReader`.
+pub(super) struct Progress {
+    reached: Rc<Cell<Reached>>,
+    reader: BodyReader,
+}
+
+impl Progress {
+    /// The answer the body's own end demands (413, 408, 400), if any.
+    pub(super) fn refusal(&self) -> Option<HttpResponse> {
+        match self.reached.get() {
+            Reached::Failed(refusal) => Some(refusal.response()),
+            Reached::Ended | Reached::Unfinished => None,
+        }
+    }
+
+    /// The answer to a request whose handler returned `response`: 413 or
+    /// 408 (closing) when the limits ended the body, 400 when it was
+    /// broken or undecodable; the handler's own response otherwise,
+    /// closing the connection when the body was left unread (its rest is
+    /// not drained: the reader lets go of it, so hyper can end the
+    /// connection after the response).
+    pub(super) async fn settle(self, mut response: HttpResponse) -> HttpResponse {
+        match self.reached.get() {
+            Reached::Ended => response,
+            Reached::Failed(refusal) => refusal.response(),
+            Reached::Unfinished => {
+                self.reader.close().await;
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                response
+            }
+        }
+    }
+}
+
+impl Refusal {
+    fn of(fault: &BodyFault) -> Self {
+        match fault {
+            BodyFault::TooLarge { limit } => Self::TooLarge(*limit),
+            BodyFault::Stalled(after) => Self::Stalled(*after),
+            BodyFault::Broken(_) => Self::Broken,
+            BodyFault::Decompress(_) => Self::Undecodable,
+        }
+    }
+
+    fn response(self) -> HttpResponse {
+        match self {
+            Self::TooLarge(limit) => too_large(limit),
+            Self::Stalled(after) => stalled(after),
+            Self::Broken => closing(
+                StatusCode::BAD_REQUEST,
+                "Failed to read the request body: the connection broke",
+            ),
+            Self::Undecodable => plain(
+                StatusCode::BAD_REQUEST,
+                "Failed to decompress the request body",
+            ),
+        }
+    }
+}
+
+/// The body as a handler reads it (`streamBodies`), and its progress; or
+/// the response that refuses it when `Content-Length` is over the limit.
+pub(super) fn stream(
+    headers: &http::HeaderMap,
+    body: Incoming,
+    limits: Limits,
+) -> Result<(BodyReader, Progress), HttpResponse> {
+    over_declared(headers, limits)?;
+    let reading = IncomingBody::new(
+        body,
+        None,
+        content_encoding(headers),
+        Some(limits.max_size),
+        Some(limits.timeout),
+        "request body",
+    )
+    .map_err(|e| refusal(&e.fault))?;
+    let reached = Rc::new(Cell::new(Reached::Unfinished));
+    let report = reached.clone();
+    let on_end: OnEnd = Box::new(move |ended| {
+        report.set(match ended {
+            Ok(()) => Reached::Ended,
+            Err(e) => Reached::Failed(Refusal::of(&e.fault)),
+        });
+    });
+    let reader = BodyReader::new(reading, Some(on_end));
+    Ok((reader.clone(), Progress { reached, reader }))
+}
+
+/// The refusal of a body whose declared length is over the limit.
+fn over_declared(headers: &http::HeaderMap, limits: Limits) -> Result<(), HttpResponse> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limits.max_size as u64) {
+        return Err(too_large(limits.max_size));
+    }
+    Ok(())
+}
+
+fn content_encoding(headers: &http::HeaderMap) -> Option<CompressionFormat> {
+    headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .and_then(decode::format_of)
+}
+
+fn too_large(limit: usize) -> HttpResponse {
+    closing(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!("Request body is larger than the server's limit of {limit} bytes"),
+    )
+}
+
+fn stalled(after: Duration) -> HttpResponse {
+    closing(
+        StatusCode::REQUEST_TIMEOUT,
+        &format!(
+            "Request body stalled: no data for {} seconds",
+            after.as_secs_f64()
+        ),
+    )
+}
+
 /// Reads the whole body, or the response that refuses it.
 pub(super) async fn read(
     headers: &http::HeaderMap,
     body: Incoming,
     limits: Limits,
 ) -> Result<Bytes, HttpResponse> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limits.max_size as u64) {
-        return Err(refusal(&BodyFault::TooLarge {
-            limit: limits.max_size,
-        }));
-    }
-    let format = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .and_then(decode::format_of);
+    over_declared(headers, limits)?;
     let reading = IncomingBody::new(
         body,
         None,
-        format,
+        content_encoding(headers),
         Some(limits.max_size),
         Some(limits.timeout),
         "request body",
@@ -60,17 +199,6 @@ pub(super) async fn read(
 /// read), broken 400 (closing), not valid for its encoding 400.
 fn refusal(fault: &BodyFault) -> HttpResponse {
     match fault {
-        BodyFault::TooLarge { limit } => closing(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("Request body is larger than the server's limit of {limit} bytes"),
-        ),
-        BodyFault::Stalled(after) => closing(
-            StatusCode::REQUEST_TIMEOUT,
-            &format!(
-                "Request body stalled: no data for {} seconds",
-                after.as_secs_f64()
-            ),
-        ),
         BodyFault::Broken(e) => closing(
             StatusCode::BAD_REQUEST,
             &format!("Failed to read the request body: {e}"),
@@ -79,5 +207,6 @@ fn refusal(fault: &BodyFault) -> HttpResponse {
             StatusCode::BAD_REQUEST,
             &format!("Failed to decompress the request body: {e}"),
         ),
+        other => Refusal::of(other).response(),
     }
 }

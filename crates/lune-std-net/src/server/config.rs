@@ -41,6 +41,9 @@ pub(crate) struct ServeConfig {
     pub(super) idle_timeout: Option<Duration>,
     /// `maxMessageSize` and `pingInterval` of upgraded `WebSocket`s.
     pub(super) websocket: websocket::Settings,
+    /// `streamBodies`: handlers run at the head and read the body through
+    /// `request.bodyReader`.
+    pub(super) stream_bodies: bool,
 }
 
 impl FromLua for ServeConfig {
@@ -60,6 +63,7 @@ impl FromLua for ServeConfig {
             max_connections: None,
             idle_timeout: None,
             websocket: websocket::Settings::default(),
+            stream_bodies: false,
         };
         let table = match value {
             LuaValue::Function(f) => {
@@ -108,6 +112,7 @@ impl FromLua for ServeConfig {
         config.reuse_port = fields.flag("reusePort")?.unwrap_or(false);
         config.max_connections = max_connections(&fields)?;
         config.idle_timeout = fields.seconds("idleTimeout")?;
+        config.stream_bodies = fields.flag("streamBodies")?.unwrap_or(false);
         config.websocket = websocket::Settings::from_options(&fields)?;
         Ok(config)
     }

@@ -26,6 +26,7 @@ struct Inner {
     protocols: Rc<[String]>,
     websocket: websocket::Settings,
     limits: Limits,
+    stream_bodies: bool,
     /// Upgraded `WebSocket`s count as connections and end with the server.
     lifetime: Lifetime,
 }
@@ -53,6 +54,7 @@ impl Service {
                     max_size: config.max_body_size,
                     timeout: config.body_timeout,
                 },
+                stream_bodies: config.stream_bodies,
                 lifetime,
             }),
             peer: Rc::default(),
@@ -113,6 +115,9 @@ async fn handle(inner: &Inner, peer: &Peer, request: Request<Incoming>) -> HttpR
         return response;
     };
     let (parts, incoming) = request.into_parts();
+    if inner.stream_bodies {
+        return handle_streamed(inner, handler, peer, parts, incoming).await;
+    }
     let body = match body::read(&parts.headers, incoming, inner.limits).await {
         Ok(body) => body,
         Err(response) => return response,
@@ -125,14 +130,61 @@ async fn handle(inner: &Inner, peer: &Peer, request: Request<Incoming>) -> HttpR
             ));
         }
     };
-    match handler.call_async::<LuaValue>(table).await {
-        Ok(value) => match response::from_lua(&inner.lua, value) {
-            Ok(response) => response,
-            Err(e) => internal_error(&format!(
-                "net.serve: the request handler returned an invalid response: {e}"
-            )),
+    run_handler(inner, &handler, table)
+        .await
+        .unwrap_or_else(|failed| internal_error(&failed))
+}
+
+/// `streamBodies`: the handler runs at the head, with `request.body` empty
+/// and `request.bodyReader` reading the body within the limits. A body the
+/// limits ended is answered 413 or 408 whatever the handler did; one the
+/// handler left unread closes the connection after the response.
+async fn handle_streamed(
+    inner: &Inner,
+    handler: LuaFunction,
+    peer: &Peer,
+    parts: http::request::Parts,
+    incoming: Incoming,
+) -> HttpResponse {
+    let (reader, progress) = match body::stream(&parts.headers, incoming, inner.limits) {
+        Ok(streamed) => streamed,
+        Err(response) => return response,
+    };
+    let table = request::request_table(&inner.lua, &parts, &[], peer).and_then(|table| {
+        table.raw_set("bodyReader", inner.lua.create_userdata(reader)?)?;
+        Ok(table)
+    });
+    let table = match table {
+        Ok(table) => table,
+        Err(e) => {
+            return internal_error(&format!(
+                "net.serve: failed to build the request table: {e}"
+            ));
+        }
+    };
+    match run_handler(inner, &handler, table).await {
+        Ok(response) => progress.settle(response).await,
+        // A handler that threw because the limits ended the body (its read
+        // failed) has its 413 or 408; any other error is its own.
+        Err(failed) => match progress.refusal() {
+            Some(refusal) => refusal,
+            None => internal_error(&failed),
         },
-        Err(e) => internal_error(&format!("net.serve: the request handler errored:\n{e}")),
+    }
+}
+
+/// Runs the handler on the request table: the response it returns, or why
+/// there is none (it threw, or returned something that is no response).
+async fn run_handler(
+    inner: &Inner,
+    handler: &LuaFunction,
+    table: LuaTable,
+) -> Result<HttpResponse, String> {
+    match handler.call_async::<LuaValue>(table).await {
+        Ok(value) => response::from_lua(&inner.lua, value).map_err(|e| {
+            format!("net.serve: the request handler returned an invalid response: {e}")
+        }),
+        Err(e) => Err(format!("net.serve: the request handler errored:\n{e}")),
     }
 }
 

@@ -67,7 +67,7 @@ impl std::fmt::Display for IncomingError {
             ),
             BodyFault::Stalled(after) => write!(
                 f,
-                "The {body} stalled: no data for {} seconds",
+                "The {body} stalled: no data for {} seconds (bodyTimeout)",
                 after.as_secs_f64()
             ),
             BodyFault::Decompress(e) => match self.encoding {
@@ -239,9 +239,10 @@ fn decode_fault(e: DecodeError) -> BodyFault {
     }
 }
 
-/// Called once a body was read to its end without error: a client gives
-/// the connection back to its pool. Dropped uncalled otherwise.
-pub(crate) type OnEnd = Box<dyn FnOnce()>;
+/// Called once with how the body ended: read to its end (`Ok`; a client
+/// gives the connection back to its pool) or failed (a server answers 413
+/// or 408 for it). Dropped uncalled when the body is closed unfinished.
+pub(crate) type OnEnd = Box<dyn FnOnce(Result<(), &IncomingError>)>;
 
 struct State {
     body: IncomingBody,
@@ -257,7 +258,8 @@ struct Inner {
     name: Arc<str>,
 }
 
-/// A body a script reads piece by piece.
+/// A body a script reads piece by piece. Clones read the same body.
+#[derive(Clone)]
 pub(crate) struct BodyReader {
     inner: Rc<Inner>,
 }
@@ -292,12 +294,14 @@ impl BodyReader {
             match next {
                 None => return Ok(None),
                 Some(Err(e)) => {
-                    state.on_end = None;
+                    if let Some(on_end) = state.on_end.take() {
+                        on_end(Err(&e));
+                    }
                     return Err(e);
                 }
                 Some(Ok(None)) => {
                     if let Some(on_end) = state.on_end.take() {
-                        on_end();
+                        on_end(Ok(()));
                     }
                     return Ok(None);
                 }
