@@ -36,9 +36,9 @@ enum Reached {
     Failed(Refusal),
 }
 
-/// What a streamed body's end means for the response.
+/// What a body's end means for the response.
 #[derive(Clone, Copy)]
-enum Refusal {
+pub(super) enum Refusal {
     TooLarge(usize),
     Stalled(Duration),
     Broken,
@@ -91,7 +91,7 @@ impl Refusal {
         }
     }
 
-    fn response(self) -> HttpResponse {
+    pub(super) fn response(self) -> HttpResponse {
         match self {
             Self::TooLarge(limit) => too_large(limit),
             Self::Stalled(after) => stalled(after),
@@ -113,7 +113,7 @@ pub(super) fn stream(
     headers: &http::HeaderMap,
     body: Incoming,
     limits: Limits,
-) -> Result<(BodyReader, Progress), HttpResponse> {
+) -> Result<(BodyReader, Progress), Refusal> {
     over_declared(headers, limits)?;
     let reading = IncomingBody::new(
         body,
@@ -123,7 +123,7 @@ pub(super) fn stream(
         Some(limits.timeout),
         "request body",
     )
-    .map_err(|e| refusal(&e.fault))?;
+    .map_err(|e| Refusal::of(&e.fault))?;
     let reached = Rc::new(Cell::new(Reached::Unfinished));
     let report = reached.clone();
     let on_end: OnEnd = Box::new(move |ended| {
@@ -137,13 +137,13 @@ pub(super) fn stream(
 }
 
 /// The refusal of a body whose declared length is over the limit.
-fn over_declared(headers: &http::HeaderMap, limits: Limits) -> Result<(), HttpResponse> {
+fn over_declared(headers: &http::HeaderMap, limits: Limits) -> Result<(), Refusal> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limits.max_size as u64) {
-        return Err(too_large(limits.max_size));
+        return Err(Refusal::TooLarge(limits.max_size));
     }
     Ok(())
 }
@@ -178,7 +178,7 @@ pub(super) async fn read(
     body: Incoming,
     limits: Limits,
 ) -> Result<Bytes, HttpResponse> {
-    over_declared(headers, limits)?;
+    over_declared(headers, limits).map_err(Refusal::response)?;
     let reading = IncomingBody::new(
         body,
         None,

@@ -148,7 +148,7 @@ async fn handle_streamed(
 ) -> HttpResponse {
     let (reader, progress) = match body::stream(&parts.headers, incoming, inner.limits) {
         Ok(streamed) => streamed,
-        Err(response) => return response,
+        Err(refusal) => return refusal.response(),
     };
     let table = request::request_table(&inner.lua, &parts, &[], peer).and_then(|table| {
         table.raw_set("bodyReader", inner.lua.create_userdata(reader)?)?;
