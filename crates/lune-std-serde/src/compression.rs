@@ -327,8 +327,120 @@ fn has_zlib_header(data: &[u8]) -> bool {
     }
 }
 
+/// A streaming encoder, the counterpart of [`Inflater`]: each piece of
+/// input comes out compressed and flushed at once (a sync flush: a reader
+/// decodes everything sent so far), so a streamed body's chunks, each
+/// Server-Sent Event among them, reach the peer one by one.
+pub struct Deflater {
+    encoder: Encoder,
+}
+
+enum Encoder {
+    Gzip(flate2::write::GzEncoder<Vec<u8>>),
+    Zlib(flate2::write::ZlibEncoder<Vec<u8>>),
+    Brotli(Box<brotli::CompressorWriter<Vec<u8>>>),
+    Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
+}
+
+impl Deflater {
+    /// An encoder for `format` at the format's own `level` (clamped); not
+    /// LZ4, which has no streaming form.
+    pub fn new(format: CompressionFormat, level: i32) -> io::Result<Self> {
+        let flate = || flate2::Compression::new(level.clamp(0, 9) as u32);
+        let encoder =
+            match format {
+                CompressionFormat::Gzip => {
+                    Encoder::Gzip(flate2::write::GzEncoder::new(Vec::new(), flate()))
+                }
+                CompressionFormat::Zlib => {
+                    Encoder::Zlib(flate2::write::ZlibEncoder::new(Vec::new(), flate()))
+                }
+                CompressionFormat::Brotli => Encoder::Brotli(Box::new(
+                    brotli::CompressorWriter::new(Vec::new(), 4096, level.clamp(0, 11) as u32, 22),
+                )),
+                CompressionFormat::Zstd => Encoder::Zstd(zstd::stream::write::Encoder::new(
+                    Vec::new(),
+                    level.clamp(1, 22),
+                )?),
+                CompressionFormat::Lz4 => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        "lz4 has no streaming encoder",
+                    ));
+                }
+            };
+        Ok(Self { encoder })
+    }
+
+    /// Compresses `data` and flushes: the bytes to send for it.
+    pub fn compress(&mut self, data: &[u8]) -> io::Result<Vec<u8>> {
+        match &mut self.encoder {
+            Encoder::Gzip(e) => {
+                e.write_all(data)?;
+                e.flush()?;
+                Ok(std::mem::take(e.get_mut()))
+            }
+            Encoder::Zlib(e) => {
+                e.write_all(data)?;
+                e.flush()?;
+                Ok(std::mem::take(e.get_mut()))
+            }
+            Encoder::Brotli(e) => {
+                e.write_all(data)?;
+                e.flush()?;
+                Ok(std::mem::take(e.get_mut()))
+            }
+            Encoder::Zstd(e) => {
+                e.write_all(data)?;
+                e.flush()?;
+                Ok(std::mem::take(e.get_mut()))
+            }
+        }
+    }
+
+    /// Ends the stream: its last bytes (the format's trailer).
+    pub fn finish(self) -> io::Result<Vec<u8>> {
+        match self.encoder {
+            Encoder::Gzip(e) => e.finish(),
+            Encoder::Zlib(e) => e.finish(),
+            Encoder::Brotli(mut e) => {
+                e.flush()?;
+                Ok(e.into_inner())
+            }
+            Encoder::Zstd(e) => e.finish(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn deflater_flushes_every_piece_and_round_trips() {
+        for format in [
+            CompressionFormat::Gzip,
+            CompressionFormat::Zlib,
+            CompressionFormat::Brotli,
+            CompressionFormat::Zstd,
+        ] {
+            let mut deflater = Deflater::new(format, 5).expect("an encoder");
+            let mut inflater = Inflater::new(format, usize::MAX).expect("a decoder");
+            let mut all = Vec::new();
+            for piece in ["data: one\n\n", "data: two\n\n"] {
+                let sent = deflater.compress(piece.as_bytes()).expect("compresses");
+                // What was sent for this piece decodes to it, before the end.
+                let got = inflater.feed(&sent).expect("decodes");
+                assert_eq!(got, piece.as_bytes(), "{format:?} flushes each piece");
+                all.extend(sent);
+            }
+            all.extend(deflater.finish().expect("finishes"));
+            let whole = decompress(format, &all).expect("the whole stream decodes");
+            assert_eq!(
+                whole, b"data: one\n\ndata: two\n\n",
+                "{format:?} round trips"
+            );
+        }
+    }
+
     use super::*;
 
     const ALL: [CompressionFormat; 5] = [

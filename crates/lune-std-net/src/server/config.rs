@@ -1,5 +1,6 @@
 //! `net.serve` arguments: a handler function or a config table.
 
+use super::compress::Compress;
 use std::{net::IpAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use mlua::prelude::*;
@@ -44,6 +45,8 @@ pub(crate) struct ServeConfig {
     /// `streamBodies`: handlers run at the head and read the body through
     /// `request.bodyReader`.
     pub(super) stream_bodies: bool,
+    /// `compress`: how responses are compressed, if they are.
+    pub(super) compress: Option<Compress>,
 }
 
 impl FromLua for ServeConfig {
@@ -64,6 +67,7 @@ impl FromLua for ServeConfig {
             idle_timeout: None,
             websocket: websocket::Settings::default(),
             stream_bodies: false,
+            compress: None,
         };
         let table = match value {
             LuaValue::Function(f) => {
@@ -113,6 +117,7 @@ impl FromLua for ServeConfig {
         config.max_connections = max_connections(&fields)?;
         config.idle_timeout = fields.seconds("idleTimeout")?;
         config.stream_bodies = fields.flag("streamBodies")?.unwrap_or(false);
+        config.compress = Compress::from_options(&fields)?;
         config.websocket = websocket::Settings::from_options(&fields)?;
         Ok(config)
     }

@@ -4,6 +4,7 @@
 
 mod accept;
 mod body;
+mod compress;
 pub(super) mod config;
 mod connections;
 pub(super) mod listener;

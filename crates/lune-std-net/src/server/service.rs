@@ -12,6 +12,7 @@ use mlua::prelude::*;
 use super::{
     Lifetime,
     body::{self, Limits},
+    compress::Compress,
     config::ServeConfig,
     request::{self, Peer},
     response::{self, HttpResponse, plain},
@@ -27,6 +28,7 @@ struct Inner {
     websocket: websocket::Settings,
     limits: Limits,
     stream_bodies: bool,
+    compress: Option<Compress>,
     /// Upgraded `WebSocket`s count as connections and end with the server.
     lifetime: Lifetime,
 }
@@ -55,6 +57,7 @@ impl Service {
                     timeout: config.body_timeout,
                 },
                 stream_bodies: config.stream_bodies,
+                compress: config.compress,
                 lifetime,
             }),
             peer: Rc::default(),
@@ -115,6 +118,23 @@ async fn handle(inner: &Inner, peer: &Peer, request: Request<Incoming>) -> HttpR
         return response;
     };
     let (parts, incoming) = request.into_parts();
+    let (method, headers) = (parts.method.clone(), parts.headers.clone());
+    let response = answer(inner, handler, peer, parts, incoming).await;
+    match &inner.compress {
+        Some(compress) => compress.apply(&inner.lua, &method, &headers, response),
+        None => response,
+    }
+}
+
+/// The handler's answer to one request (the body read whole first, or
+/// streamed to it with `streamBodies`).
+async fn answer(
+    inner: &Inner,
+    handler: LuaFunction,
+    peer: &Peer,
+    parts: http::request::Parts,
+    incoming: Incoming,
+) -> HttpResponse {
     if inner.stream_bodies {
         return handle_streamed(inner, handler, peer, parts, incoming).await;
     }

@@ -193,7 +193,10 @@ impl OutBody {
         Self::Bytes(None)
     }
 
-    fn chunks(receiver: Receiver<Result<Bytes, BodyError>>, length: Option<u64>) -> Self {
+    pub(crate) fn chunks(
+        receiver: Receiver<Result<Bytes, BodyError>>,
+        length: Option<u64>,
+    ) -> Self {
         Self::Chunks {
             receiver: Box::pin(receiver),
             remaining: length,

@@ -2,6 +2,7 @@
 
 pub(crate) mod body;
 pub(crate) mod decode;
+pub(crate) mod encode;
 pub(crate) mod framing;
 pub(crate) mod headers;
 pub(crate) mod options;

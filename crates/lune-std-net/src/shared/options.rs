@@ -148,6 +148,11 @@ impl<'a> Options<'a> {
         self.table.get(key)
     }
 
+    /// The field as it is, for options that take several kinds of value.
+    pub(crate) fn raw(&self, key: &str) -> LuaResult<LuaValue> {
+        self.get(key)
+    }
+
     pub(crate) fn seconds(&self, key: &str) -> LuaResult<Option<Duration>> {
         seconds(&self.get(key)?, key)
     }
