@@ -7,7 +7,6 @@
 
 use std::{
     cell::RefCell,
-    collections::HashMap,
     rc::Rc,
     time::{Duration, Instant},
 };
@@ -15,6 +14,7 @@ use std::{
 use event_listener::Event;
 use http::HeaderValue;
 use hyper::client::conn::{http1, http2};
+use rustc_hash::FxHashMap;
 
 use crate::{
     rt::{
@@ -108,9 +108,11 @@ type Idle = (http1::SendRequest<Body>, Rc<ConnTasks>, Instant);
 
 #[derive(Default)]
 struct State {
-    idle: HashMap<Origin, Vec<Idle>>,
-    h2: HashMap<Origin, (http2::SendRequest<Body>, Rc<ConnTasks>)>,
-    connecting: HashMap<Origin, Connecting>,
+    // Looked up several times per request: a fast hash (the keys are the
+    // script's own origins, not a peer's input).
+    idle: FxHashMap<Origin, Vec<Idle>>,
+    h2: FxHashMap<Origin, (http2::SendRequest<Body>, Rc<ConnTasks>)>,
+    connecting: FxHashMap<Origin, Connecting>,
     next_id: u64,
 }
 

@@ -15,7 +15,7 @@ use crate::{
     shared::{
         decode,
         headers::write_headers,
-        reader::{BodyReader, IncomingBody, OnEnd},
+        reader::{BodyName, BodyReader, IncomingBody, OnEnd},
     },
 };
 
@@ -56,7 +56,7 @@ impl Exchanged {
             None,
             Some(REDIRECT_BODY_LIMIT),
             None,
-            "redirect body",
+            BodyName::plain("redirect body"),
         );
         // Unread, too large or broken: the connection is not reused.
         if let Ok(mut body) = body
@@ -98,7 +98,7 @@ pub(super) async fn finish(
         format,
         options.max_body_size,
         None,
-        format!("response body from {url}"),
+        BodyName::response(&url),
     )
     .map_err(RequestError::Body)?;
     let body = if options.stream {

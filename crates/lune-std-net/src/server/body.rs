@@ -16,7 +16,7 @@ use lune_std_serde::compression::CompressionFormat;
 use super::response::{HttpResponse, closing, plain};
 use crate::shared::{
     decode,
-    reader::{BodyFault, BodyReader, IncomingBody, OnEnd},
+    reader::{BodyFault, BodyName, BodyReader, IncomingBody, OnEnd},
 };
 
 /// The limits a request body is read under.
@@ -121,7 +121,7 @@ pub(super) fn stream(
         content_encoding(headers),
         Some(limits.max_size),
         Some(limits.timeout),
-        "request body",
+        BodyName::plain("request body"),
     )
     .map_err(|e| Refusal::of(&e.fault))?;
     let reached = Rc::new(Cell::new(Reached::Unfinished));
@@ -178,6 +178,10 @@ pub(super) async fn read(
     body: Incoming,
     limits: Limits,
 ) -> Result<Bytes, HttpResponse> {
+    // Most requests have no body: nothing to read, time or decode.
+    if hyper::body::Body::is_end_stream(&body) {
+        return Ok(Bytes::new());
+    }
     over_declared(headers, limits).map_err(Refusal::response)?;
     let reading = IncomingBody::new(
         body,
@@ -185,7 +189,7 @@ pub(super) async fn read(
         content_encoding(headers),
         Some(limits.max_size),
         Some(limits.timeout),
-        "request body",
+        BodyName::plain("request body"),
     );
     let bytes = match reading {
         Ok(mut reading) => reading.read_to_end().await,

@@ -70,27 +70,38 @@ impl Compress {
         Ok(Some(config))
     }
 
-    /// `response` to a request with `method` and `headers`, compressed when
-    /// the rules above allow and the client accepts an encoding.
-    pub(super) fn apply(
-        &self,
-        lua: &Lua,
-        method: &Method,
-        headers: &HeaderMap,
-        mut response: HttpResponse,
-    ) -> HttpResponse {
-        if !eligible(method, &response) {
-            return response;
+    /// What a request with `method` and `headers` takes: `None` for
+    /// `HEAD`, else the encoding its `Accept-Encoding` prefers, if any.
+    pub(super) fn wanted(&self, method: &Method, headers: &HeaderMap) -> Wanted {
+        if method == Method::HEAD {
+            return Wanted::Nothing;
         }
-        let map = response.headers_mut();
-        map.append(header::VARY, HeaderValue::from_static("accept-encoding"));
         let accept = headers
             .get_all(header::ACCEPT_ENCODING)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .collect::<Vec<_>>()
             .join(",");
-        let Some(format) = choose(&accept, &self.encodings) else {
+        Wanted::Varies(choose(&accept, &self.encodings))
+    }
+
+    /// `response` to a request that wants `wanted`, compressed when the
+    /// rules above allow.
+    pub(super) fn apply(
+        &self,
+        lua: &Lua,
+        wanted: Wanted,
+        mut response: HttpResponse,
+    ) -> HttpResponse {
+        let Wanted::Varies(format) = wanted else {
+            return response;
+        };
+        if !eligible(&response) {
+            return response;
+        }
+        let map = response.headers_mut();
+        map.append(header::VARY, HeaderValue::from_static("accept-encoding"));
+        let Some(format) = format else {
             return response;
         };
         if let OutBody::Bytes(bytes) = response.body()
@@ -116,11 +127,19 @@ impl Compress {
     }
 }
 
+/// What compression a request allows.
+#[derive(Clone, Copy)]
+pub(super) enum Wanted {
+    /// Its response is never compressed (`HEAD`).
+    Nothing,
+    /// Its response depends on `Accept-Encoding`: this encoding, or none.
+    Varies(Option<CompressionFormat>),
+}
+
 /// Whether a response may be compressed at all (whatever the client takes).
-fn eligible(method: &Method, response: &HttpResponse) -> bool {
+fn eligible(response: &HttpResponse) -> bool {
     let status = response.status();
-    if method == Method::HEAD
-        || status.is_informational()
+    if status.is_informational()
         || matches!(
             status,
             StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED | StatusCode::PARTIAL_CONTENT

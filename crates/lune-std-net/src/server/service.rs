@@ -118,10 +118,14 @@ async fn handle(inner: &Inner, peer: &Peer, request: Request<Incoming>) -> HttpR
         return response;
     };
     let (parts, incoming) = request.into_parts();
-    let (method, headers) = (parts.method.clone(), parts.headers.clone());
+    // What compression needs of the request, taken only when it is on.
+    let compressing = inner
+        .compress
+        .as_ref()
+        .map(|compress| (compress, compress.wanted(&parts.method, &parts.headers)));
     let response = answer(inner, handler, peer, parts, incoming).await;
-    match &inner.compress {
-        Some(compress) => compress.apply(&inner.lua, &method, &headers, response),
+    match compressing {
+        Some((compress, wanted)) => compress.apply(&inner.lua, wanted, response),
         None => response,
     }
 }

@@ -37,12 +37,53 @@ pub(crate) enum BodyFault {
     Decompress(std::io::Error),
 }
 
-/// An incoming body's failure, with what it was (`"response body from
-/// <url>"`, `"request body"`) and its encoding, for the message.
+/// What a body is, for messages: `response body from <url>`, `request
+/// body`. Made per body, so it holds the URL as it is and formats only
+/// when a message needs it.
+#[derive(Debug, Clone)]
+pub(crate) struct BodyName {
+    what: &'static str,
+    from: Option<Arc<str>>,
+}
+
+impl BodyName {
+    pub(crate) fn response(url: &url::Url) -> Self {
+        Self {
+            what: "response body",
+            from: Some(Arc::from(url.as_str())),
+        }
+    }
+
+    /// A body with no origin to name (`request body`, `redirect body`).
+    pub(crate) fn plain(what: &'static str) -> Self {
+        Self { what, from: None }
+    }
+
+    /// The name with a capital first letter, to start a sentence.
+    fn capitalised(&self) -> String {
+        let mut name = self.to_string();
+        if let Some(first) = name.get_mut(..1) {
+            first.make_ascii_uppercase();
+        }
+        name
+    }
+}
+
+impl std::fmt::Display for BodyName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.from {
+            Some(from) => write!(f, "{} from {from}", self.what),
+            None => f.write_str(self.what),
+        }
+    }
+}
+
+/// An incoming body's failure, with what the body was and its encoding,
+/// for the message.
 #[derive(Debug)]
 pub(crate) struct IncomingError {
     pub(crate) fault: BodyFault,
-    body: Arc<str>,
+    body: BodyName,
     encoding: Option<&'static str>,
 }
 
@@ -50,16 +91,11 @@ impl std::fmt::Display for IncomingError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let body = &self.body;
         match &self.fault {
-            BodyFault::TooLarge { limit } => {
-                let mut chars = body.chars();
-                let first = chars.next().map(|c| c.to_ascii_uppercase());
-                write!(
-                    f,
-                    "{}{} is larger than the limit of {limit} bytes (maxBodySize)",
-                    first.unwrap_or_default(),
-                    chars.as_str()
-                )
-            }
+            BodyFault::TooLarge { limit } => write!(
+                f,
+                "{} is larger than the limit of {limit} bytes (maxBodySize)",
+                body.capitalised()
+            ),
             BodyFault::Broken(e) => write!(
                 f,
                 "Connection broken while reading the {body}: {}",
@@ -87,14 +123,16 @@ pub(crate) struct IncomingBody {
     /// The tasks of the client connection that delivers it, driven while a
     /// frame is awaited; `None` on a server, whose connection is a task.
     tasks: Option<Rc<ConnTasks>>,
-    decoder: Option<Decoder>,
+    /// Boxed: a decoder's state is large, and the body moves with the
+    /// futures that read it.
+    decoder: Option<Box<Decoder>>,
     encoding: Option<&'static str>,
     limit: Option<usize>,
     /// Bytes so far, as received and as decoded, against the limit.
     received: usize,
     decoded: usize,
     stall: Option<Duration>,
-    body: Arc<str>,
+    body: BodyName,
 }
 
 impl IncomingBody {
@@ -108,12 +146,11 @@ impl IncomingBody {
         format: Option<CompressionFormat>,
         limit: Option<usize>,
         stall: Option<Duration>,
-        body: impl Into<Arc<str>>,
+        body: BodyName,
     ) -> Result<Self, IncomingError> {
-        let body = body.into();
         let encoding = format.map(CompressionFormat::header_name);
         let decoder = format
-            .map(|f| Decoder::new(f, limit))
+            .map(|f| Decoder::new(f, limit).map(Box::new))
             .transpose()
             .map_err(|e| IncomingError {
                 fault: decode_fault(e),
@@ -255,7 +292,7 @@ struct Inner {
     state: Mutex<State>,
     closed: Signal,
     /// What the body is (`response body from <url>`), for `tostring`.
-    name: Arc<str>,
+    name: BodyName,
 }
 
 /// A body a script reads piece by piece. Clones read the same body.
