@@ -52,12 +52,10 @@ pub(super) struct Progress {
 }
 
 impl Progress {
-    /// The answer the body's own end demands (413, 408, 400), if any.
-    pub(super) fn refusal(&self) -> Option<HttpResponse> {
-        match self.reached.get() {
-            Reached::Failed(refusal) => Some(refusal.response()),
-            Reached::Ended | Reached::Unfinished => None,
-        }
+    /// True when the body's own end (limits, a broken peer) decides the
+    /// answer.
+    pub(super) fn failed(&self) -> bool {
+        matches!(self.reached.get(), Reached::Failed(_))
     }
 
     /// The answer to a request whose handler returned `response`: 413 or

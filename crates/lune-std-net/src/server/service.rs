@@ -186,15 +186,16 @@ async fn handle_streamed(
             ));
         }
     };
-    match run_handler(inner, &handler, table).await {
-        Ok(response) => progress.settle(response).await,
+    let response = match run_handler(inner, &handler, table).await {
+        Ok(response) => response,
         // A handler that threw because the limits ended the body (its read
-        // failed) has its 413 or 408; any other error is its own.
-        Err(failed) => match progress.refusal() {
-            Some(refusal) => refusal,
-            None => internal_error(&failed),
-        },
-    }
+        // failed) gets its 413 or 408 from `settle`, unreported; any other
+        // error is its own.
+        Err(_) if progress.failed() => plain(StatusCode::INTERNAL_SERVER_ERROR, ""),
+        Err(failed) => internal_error(&failed),
+    };
+    // Also lets go of a body the handler left unread, whatever it answered.
+    progress.settle(response).await
 }
 
 /// Runs the handler on the request table: the response it returns, or why
