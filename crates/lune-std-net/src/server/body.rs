@@ -11,12 +11,11 @@ use std::{cell::Cell, rc::Rc, time::Duration};
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 use hyper::body::Incoming;
-use lune_std_serde::compression::CompressionFormat;
 
 use super::response::{HttpResponse, closing, plain};
 use crate::shared::{
     decode,
-    reader::{BodyFault, BodyName, BodyReader, IncomingBody, OnEnd},
+    reader::{BodyFault, BodyName, BodyReader, IncomingBody, IncomingError, OnEnd},
 };
 
 /// The limits a request body is read under.
@@ -113,15 +112,7 @@ pub(super) fn stream(
     limits: Limits,
 ) -> Result<(BodyReader, Progress), Refusal> {
     over_declared(headers, limits)?;
-    let reading = IncomingBody::new(
-        body,
-        None,
-        content_encoding(headers),
-        Some(limits.max_size),
-        Some(limits.timeout),
-        BodyName::plain("request body"),
-    )
-    .map_err(|e| Refusal::of(&e.fault))?;
+    let reading = incoming(headers, body, limits).map_err(|e| Refusal::of(&e.fault))?;
     let reached = Rc::new(Cell::new(Reached::Unfinished));
     let report = reached.clone();
     let on_end: OnEnd = Box::new(move |ended| {
@@ -146,11 +137,25 @@ fn over_declared(headers: &http::HeaderMap, limits: Limits) -> Result<(), Refusa
     Ok(())
 }
 
-fn content_encoding(headers: &http::HeaderMap) -> Option<CompressionFormat> {
-    headers
+/// A request body on the one incoming-body path: decoded as its
+/// `Content-Encoding` says, within `maxBodySize` and `bodyTimeout`.
+fn incoming(
+    headers: &http::HeaderMap,
+    body: Incoming,
+    limits: Limits,
+) -> Result<IncomingBody, IncomingError> {
+    let format = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
-        .and_then(decode::format_of)
+        .and_then(decode::format_of);
+    IncomingBody::new(
+        body,
+        None,
+        format,
+        Some(limits.max_size),
+        Some(limits.timeout),
+        BodyName::plain("request body"),
+    )
 }
 
 fn too_large(limit: usize) -> HttpResponse {
@@ -181,15 +186,7 @@ pub(super) async fn read(
         return Ok(Bytes::new());
     }
     over_declared(headers, limits).map_err(Refusal::response)?;
-    let reading = IncomingBody::new(
-        body,
-        None,
-        content_encoding(headers),
-        Some(limits.max_size),
-        Some(limits.timeout),
-        BodyName::plain("request body"),
-    );
-    let bytes = match reading {
+    let bytes = match incoming(headers, body, limits) {
         Ok(mut reading) => reading.read_to_end().await,
         Err(e) => Err(e),
     };

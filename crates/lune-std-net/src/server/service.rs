@@ -148,11 +148,7 @@ async fn answer(
     };
     let table = match request::request_table(&inner.lua, &parts, &body, peer) {
         Ok(table) => table,
-        Err(e) => {
-            return internal_error(&format!(
-                "net.serve: failed to build the request table: {e}"
-            ));
-        }
+        Err(e) => return table_failed(&e),
     };
     run_handler(inner, &handler, table)
         .await
@@ -180,11 +176,7 @@ async fn handle_streamed(
     });
     let table = match table {
         Ok(table) => table,
-        Err(e) => {
-            return internal_error(&format!(
-                "net.serve: failed to build the request table: {e}"
-            ));
-        }
+        Err(e) => return table_failed(&e),
     };
     let response = match run_handler(inner, &handler, table).await {
         Ok(response) => response,
@@ -211,6 +203,13 @@ async fn run_handler(
         }),
         Err(e) => Err(format!("net.serve: the request handler errored:\n{e}")),
     }
+}
+
+/// The 500 for a request table that could not be made (out of memory).
+pub(super) fn table_failed(e: &LuaError) -> HttpResponse {
+    internal_error(&format!(
+        "net.serve: failed to build the request table: {e}"
+    ))
 }
 
 /// Reports `message` on stderr and answers 500.

@@ -20,6 +20,7 @@ use super::{
     connections::Open,
     request::{self, Peer},
     response::{HttpResponse, plain},
+    service,
 };
 use crate::{
     report,
@@ -72,12 +73,7 @@ pub(super) fn upgrade(
     let (parts, body) = request.into_parts();
     let table = match request::request_table(lua, &parts, &[], peer) {
         Ok(table) => table,
-        Err(e) => {
-            report::error(&format!(
-                "net.serve: failed to build the request table: {e}"
-            ));
-            return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
-        }
+        Err(e) => return service::table_failed(&e),
     };
     let mut request = Request::from_parts(parts, body);
     let socket = Upgrading {
