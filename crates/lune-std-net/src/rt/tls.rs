@@ -602,6 +602,47 @@ mod tests {
     }
 
     #[test]
+    fn client_configs_are_built_once_per_option_set() {
+        let fixtures = lune_test_fixtures::start().expect("the fixtures");
+        let env = fixtures.env();
+        let pem = |name: &str| {
+            env.iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone().into_bytes())
+                .expect("a fixture PEM")
+        };
+        let with_ca = ClientPem {
+            ca: vec![pem("LUNE_TEST_CA_PEM")],
+            ..ClientPem::default()
+        };
+        let first = client(&with_ca, "tls").expect("a profile");
+        let again = client(&with_ca, "tls").expect("a profile");
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the same options share one build"
+        );
+        let with_cert = ClientPem {
+            cert: Some(pem("LUNE_TEST_CLIENT_CERT")),
+            key: Some(pem("LUNE_TEST_CLIENT_KEY")),
+            ..with_ca.clone()
+        };
+        let other = client(&with_cert, "tls").expect("a profile");
+        assert_ne!(first.id, other.id, "other options get their own");
+        let keyed = |profile: &Arc<Profile>| ClientTls {
+            profile: Some(profile.clone()),
+            server_name: None,
+        };
+        assert!(
+            keyed(&first) == keyed(&again),
+            "pool keys match for equal options"
+        );
+        assert!(
+            keyed(&first) != keyed(&other),
+            "and differ with a client certificate"
+        );
+    }
+
+    #[test]
     fn pem_errors_name_the_field() {
         let not_pem = certificates(b"hello", "tls.ca").unwrap_err();
         assert!(matches!(not_pem, PemError::NotPem { .. }), "{not_pem}");
