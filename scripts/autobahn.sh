@@ -20,20 +20,18 @@ mkdir -p "$out"
 
 # wstest: autobahntestsuite for Python 2.7, installed once into the cache.
 cache=${AUTOBAHN_CACHE:-$HOME/.cache/autobahn}
-python2=
+python2=()
 if python2.7 -c pass 2>/dev/null; then
-	python2=python2.7
+	python2=(python2.7)
 elif command -v pyenv >/dev/null && pyenv versions --bare | grep '^2\.7' >/dev/null; then
-	python2="env PYENV_VERSION=$(pyenv versions --bare | grep '^2\.7' | tail -1) python"
+	python2=(env "PYENV_VERSION=$(pyenv versions --bare | grep '^2\.7' | tail -1)" python)
 fi
-[ -n "$python2" ] || { echo "autobahn: needs Python 2.7 (python2.7 or pyenv)" >&2; exit 1; }
+[ "${#python2[@]}" -gt 0 ] || { echo "autobahn: needs Python 2.7 (python2.7 or pyenv)" >&2; exit 1; }
 if [ ! -d "$cache/autobahntestsuite" ]; then
-	$python2 -m pip install --target "$cache" autobahntestsuite >&2
+	"${python2[@]}" -m pip install --target "$cache" autobahntestsuite >&2
 fi
 # (addsitedir, not PYTHONPATH: zope's namespace package needs its .pth file)
-wstest() {
-	$python2 -c 'import site, sys; site.addsitedir(sys.argv.pop(1)); from autobahntestsuite.wstest import run; run()' "$cache" "$@"
-}
+wstest=("${python2[@]}" -c 'import site, sys; site.addsitedir(sys.argv.pop(1)); from autobahntestsuite.wstest import run; run()' "$cache")
 
 cargo build --release --quiet -p lune
 lune=$root/target/release/lune
@@ -58,11 +56,12 @@ for _ in $(seq 1 100); do
 	sleep 0.1
 done
 [ -n "${port:-}" ] || { cat "$log" >&2; exit 1; }
+rm -rf "$out/server"
 cat > "$out/client.json" <<JSON
 { "outdir": "$out/server", "servers": [{ "agent": "lune", "url": "ws://127.0.0.1:$port" }],
   "cases": $cases, "exclude-cases": $exclude, "exclude-agent-cases": {} }
 JSON
-(cd "$out" && wstest -m fuzzingclient -s "$out/client.json") > "$out/server.log" 2>&1 ||
+(cd "$out" && exec "${wstest[@]}" -m fuzzingclient -s "$out/client.json") > "$out/server.log" 2>&1 ||
 	{ tail -20 "$out/server.log" >&2; exit 1; }
 kill $server 2>/dev/null || true
 
@@ -72,15 +71,18 @@ cat > "$out/server.json" <<JSON
 { "url": "ws://127.0.0.1:$ws_port", "outdir": "$out/client",
   "cases": $cases, "exclude-cases": $exclude, "exclude-agent-cases": {} }
 JSON
-(cd "$out" && wstest -m fuzzingserver -s "$out/server.json") > "$out/client.log" 2>&1 &
+rm -rf "$out/client"
+(cd "$out" && exec "${wstest[@]}" -m fuzzingserver -s "$out/server.json") > "$out/client.log" 2>&1 &
 suite=$!
 trap 'kill $server $suite 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
+	kill -0 $suite 2>/dev/null || { tail -20 "$out/client.log" >&2; exit 1; }
 	(exec 3<>"/dev/tcp/127.0.0.1/$ws_port") 2>/dev/null && break
 	sleep 0.2
 done
 "$lune" run scripts/autobahn/echo_client.luau "ws://127.0.0.1:$ws_port" $flag
 kill $suite 2>/dev/null || true
+wait $suite 2>/dev/null || true
 
 # 3. The summary: outcomes per role, from the suite's own index.
 python3 - "$out" "${COMPRESS:-}" <<'PY'
