@@ -19,7 +19,7 @@ use rustc_hash::FxHashMap;
 use crate::{
     rt::{
         ClientExecutor, ConnTasks, HyperTimer, TlsAlert,
-        connect::{self, ConnectError, Proxy, Target},
+        connect::{self, ConnectError, Proxy, Target, Tls},
         tls::{Alpn, ClientTls},
     },
     shared::body::OutBody,
@@ -303,8 +303,10 @@ impl Pool {
             host: &origin.host,
             port: origin.port,
             unix: origin.unix.as_deref(),
-            tls: origin.https.then_some(Alpn::Http),
-            tls_options: &origin.tls,
+            tls: origin.https.then_some(Tls {
+                alpn: Alpn::Http,
+                options: &origin.tls,
+            }),
             proxy: origin.proxy.as_ref().map(|addr| Proxy {
                 addr,
                 tunnel: false,

@@ -7,7 +7,7 @@ use mlua::prelude::*;
 
 use crate::{
     rt::{
-        connect::{self, DEFAULT_CONNECT_TIMEOUT, Target},
+        connect::{self, DEFAULT_CONNECT_TIMEOUT, Target, Tls},
         tls::{Alpn, ClientTls},
     },
     shared::{
@@ -63,8 +63,10 @@ pub(crate) async fn connect(host: &str, port: u16, config: TcpConfig) -> LuaResu
         host,
         port,
         unix: None,
-        tls: config.tls.as_ref().map(|_| Alpn::Raw),
-        tls_options: config.tls.as_ref().unwrap_or(&connect::NO_TLS_OPTIONS),
+        tls: config.tls.as_ref().map(|options| Tls {
+            alpn: Alpn::Raw,
+            options,
+        }),
         proxy: None,
         user_agent: None,
     };

@@ -23,7 +23,7 @@ use super::{
 use crate::{
     rt::{
         ConnTasks, FuturesIo, Stream,
-        connect::{self, ConnectError, DEFAULT_CONNECT_TIMEOUT, Proxy, Target},
+        connect::{self, ConnectError, DEFAULT_CONNECT_TIMEOUT, Proxy, Target, Tls},
         tls::{Alpn, CertProblem, ClientTls},
     },
     shared::{
@@ -165,7 +165,10 @@ pub(crate) async fn connect(config: SocketConfig) -> Result<UpgradedSocket, Sock
 /// `HTTP(S)_PROXY` by a CONNECT tunnel for ws and wss alike (as browsers
 /// do), or to `unixSocket` (never proxied, plain only), within the timeout.
 async fn open(url: &url::Url, config: &SocketConfig) -> Result<Stream, SocketError> {
-    let tls = (url.scheme() == "wss").then_some(Alpn::Http1);
+    let tls = (url.scheme() == "wss").then_some(Tls {
+        alpn: Alpn::Http1,
+        options: &config.tls,
+    });
     if config.unix_socket.is_some() && tls.is_some() {
         return Err(SocketError::Url(format!(
             "Cannot connect to '{}' over a Unix socket - wss is not supported there, use ws",
@@ -181,7 +184,6 @@ async fn open(url: &url::Url, config: &SocketConfig) -> Result<Stream, SocketErr
         port: url.port_or_known_default().unwrap_or(80),
         unix: config.unix_socket.as_deref(),
         tls,
-        tls_options: &config.tls,
         proxy: proxy.as_ref().map(|addr| Proxy { addr, tunnel: true }),
         user_agent: None,
     };

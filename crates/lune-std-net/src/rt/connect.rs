@@ -27,13 +27,17 @@ pub(crate) struct Target<'a> {
     pub(crate) port: u16,
     /// Connect to this Unix socket instead (never with TLS or a proxy).
     pub(crate) unix: Option<&'a Path>,
-    /// TLS, offering these protocols by ALPN.
-    pub(crate) tls: Option<Alpn>,
-    /// The trust, client certificate and name TLS uses.
-    pub(crate) tls_options: &'a ClientTls,
+    pub(crate) tls: Option<Tls<'a>>,
     pub(crate) proxy: Option<Proxy<'a>>,
     /// Sent to a proxy with `CONNECT`.
     pub(crate) user_agent: Option<&'a HeaderValue>,
+}
+
+/// TLS over a client connection: the protocols it offers by ALPN, and the
+/// trust, client certificate and name it uses.
+pub(crate) struct Tls<'a> {
+    pub(crate) alpn: Alpn,
+    pub(crate) options: &'a ClientTls,
 }
 
 /// A proxy between the client and its target.
@@ -53,7 +57,6 @@ impl<'a> Target<'a> {
             port: 0,
             unix: Some(path),
             tls: None,
-            tls_options: &NO_TLS_OPTIONS,
             proxy: None,
             user_agent: None,
         }
@@ -66,12 +69,6 @@ impl<'a> Target<'a> {
         }
     }
 }
-
-/// The default trust, no client certificate, the host's own name.
-pub(crate) static NO_TLS_OPTIONS: ClientTls = ClientTls {
-    profile: None,
-    server_name: None,
-};
 
 /// `host` without the brackets of an IPv6 literal.
 pub(crate) fn bare(host: &str) -> &str {
@@ -102,8 +99,8 @@ async fn open_unbounded(target: &Target<'_>) -> Result<Stream, ConnectError> {
         Some(proxy) => tcp(&proxy.addr.0, proxy.addr.1).await?,
         None => tcp(target.host, target.port).await?,
     };
-    match target.tls {
-        Some(alpn) => tls(tcp, target.host, alpn, target.tls_options).await,
+    match &target.tls {
+        Some(tls) => self::tls(tcp, target.host, tls.alpn, tls.options).await,
         None => Ok(Stream::Plain(tcp)),
     }
 }

@@ -485,12 +485,10 @@ impl CertProblem {
             if let Some(rustls) = e.downcast_ref::<rustls::Error>() {
                 return Self::of_rustls(rustls);
             }
-            // HTTP/2 keeps the I/O error of a broken connection out of the
-            // chain of sources.
-            let io = e
+            // (HTTP/2 keeps only the text of a broken connection's I/O
+            // error: clients read it from `rt::stream::TlsAlert` instead.)
+            if let Some(rustls) = e
                 .downcast_ref::<std::io::Error>()
-                .or_else(|| e.downcast_ref::<h2::Error>().and_then(h2::Error::get_io));
-            if let Some(rustls) = io
                 .and_then(std::io::Error::get_ref)
                 .and_then(|i| i.downcast_ref::<rustls::Error>())
             {

@@ -49,8 +49,12 @@ pub(crate) fn encode(lua: &Lua, body: OutBody, format: CompressionFormat) -> Out
 fn failed(e: &std::io::Error) -> OutBody {
     let (sender, receiver) = async_channel::bounded(1);
     // A new channel of one has room: this cannot fail.
-    let _ = sender.try_send(Err(BodyError(format!("Compressing the body failed: {e}"))));
+    let _ = sender.try_send(Err(compress_failed(e)));
     OutBody::chunks(receiver, None)
+}
+
+fn compress_failed(e: &std::io::Error) -> BodyError {
+    BodyError(format!("Compressing the body failed: {e}"))
 }
 
 async fn pump(
@@ -61,9 +65,8 @@ async fn pump(
     let mut deflater = match Deflater::new(format, level(format)) {
         Ok(deflater) => deflater,
         Err(e) => {
-            let _ = sender
-                .send(Err(BodyError(format!("Compressing the body failed: {e}"))))
-                .await;
+            // Whoever still reads the body sees why it failed.
+            let _ = sender.send(Err(compress_failed(&e))).await;
             return;
         }
     };
@@ -74,7 +77,7 @@ async fn pump(
         }
         let out = match body.frame().await {
             None => {
-                let last = deflater.finish().map_err(|e| BodyError(e.to_string()));
+                let last = deflater.finish().map_err(|e| compress_failed(&e));
                 // The connection ends either way; a gone peer takes nothing.
                 let _ = sender.send(last.map(Bytes::from)).await;
                 return;
@@ -101,7 +104,8 @@ async fn pump(
                 }
             }
             Err(e) => {
-                let _ = sender.send(Err(BodyError(e.to_string()))).await;
+                // As above.
+                let _ = sender.send(Err(compress_failed(&e))).await;
                 return;
             }
         }

@@ -362,7 +362,14 @@ impl<'a> Upgrading<'a> {
 impl Drop for Upgrading<'_> {
     fn drop(&mut self) {
         self.0.upgrading.set(false);
-        if self.0.stream.borrow().is_none() {
+        // Never a panic in a Drop: a poll is the only other borrower, and
+        // none runs while a future is dropped.
+        if self
+            .0
+            .stream
+            .try_borrow()
+            .is_ok_and(|stream| stream.is_none())
+        {
             self.0.close_without_stream();
         }
     }
