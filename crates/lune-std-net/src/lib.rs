@@ -95,9 +95,9 @@ fn tcp_table(lua: &Lua) -> LuaResult<LuaTable> {
         )?
         .with_async_function(
             "listen",
-            |lua, (port, config): (LuaValue, server::listener::ListenConfig)| async move {
+            |_, (port, config): (LuaValue, server::listener::ListenConfig)| async move {
                 let port = shared::options::port(&port, "port")?;
-                server::listener::listen(lua, port, config).await
+                server::listener::listen(port, config).await
             },
         )?
         .build_readonly()
@@ -138,8 +138,8 @@ fn unix_table(lua: &Lua) -> LuaResult<LuaTable> {
         .with_async_function("connect", |_, path: LuaValue| async move {
             client::tcp::connect_unix(unix_path(&path)?).await
         })?
-        .with_async_function("listen", |lua, path: LuaValue| async move {
-            server::listener::listen_unix(lua, unix_path(&path)?).await
+        .with_async_function("listen", |_, path: LuaValue| async move {
+            server::listener::listen_unix(unix_path(&path)?).await
         })?
         .build_readonly()
 }

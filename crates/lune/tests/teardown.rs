@@ -25,6 +25,7 @@ const STATES: &[&str] = &[
     "tls_plaintext_peer",
     "websocket",
     "tcp_listen",
+    "listener_open",
     "streamed_bodies",
     "sse",
     "udp",
@@ -117,6 +118,14 @@ fn an_erroring_thread_then_exit_with_every_state_open() {
 #[test]
 fn the_script_ends_with_objects_open() {
     ends_cleanly("end", &["client_objects"], 0);
+}
+
+/// Regression: a listener nobody accepted from ran its accept loop on the
+/// scheduler, so a script that ended (or failed) with it open never exited.
+#[test]
+fn a_listener_left_open_kept_the_script_running() {
+    ends_cleanly("end", &["listener_open"], 0);
+    ends_cleanly("error", &["listener_open"], 1);
 }
 
 #[test]

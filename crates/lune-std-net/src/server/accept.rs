@@ -26,7 +26,6 @@ use event_listener::Event;
 use futures_lite::future;
 use futures_rustls::TlsAcceptor;
 use mlua::prelude::*;
-use mlua_luau_scheduler::LuaSpawnExt;
 
 use crate::{
     report,
@@ -279,10 +278,11 @@ impl Listener {
 /// backlog. Each connection goes to `on_accept` once its TLS handshake (if
 /// any) is done: plain connections in order, awaited here (so a full queue
 /// holds further connections in the backlog), TLS ones from their own
-/// tasks. `what` names the server in reports (`net.serve`). Config parsing
+/// tasks, started with `spawn` (the scheduler for a server, the listener's
+/// own task group for a listener). `what` names the server in reports (`net.serve`). Config parsing
 /// refuses TLS on a Unix socket, so `tls` applies to TCP connections only.
 pub(super) async fn run<H, F>(
-    lua: &Lua,
+    spawn: &dyn Fn(future::BoxedLocal<()>),
     listener: Listener,
     tls: Option<TlsAcceptor>,
     max_connections: Option<usize>,
@@ -319,7 +319,7 @@ pub(super) async fn run<H, F>(
         match (conn, &tls) {
             (Registered::Tcp(tcp), Some(acceptor)) => {
                 let (acceptor, on_accept) = (acceptor.clone(), on_accept.clone());
-                lua.spawn_local(async move {
+                spawn(Box::pin(async move {
                     if let Some(stream) = tls_handshake(&acceptor, tcp, &ends, what).await {
                         on_accept(Accepted {
                             stream,
@@ -328,7 +328,7 @@ pub(super) async fn run<H, F>(
                         })
                         .await;
                     }
-                });
+                }));
             }
             (conn, _) => {
                 let stream = match conn {

@@ -1,15 +1,16 @@
 //! `net.tcp.listen` and `net.unix.listen`: a TCP (or TLS) or Unix server
 //! socket over the shared accept path. Accepted streams queue in a bounded
 //! channel that `accept` reads; while it is full, further connections wait
-//! in the kernel's backlog.
+//! in the kernel's backlog. The loop runs only while a script waits on the
+//! listener, so an open listener keeps no script alive.
 
 use std::{cell::RefCell, net::SocketAddr, rc::Rc, time::Duration};
 
 use async_channel::Receiver;
 use futures_lite::future;
 use futures_rustls::TlsAcceptor;
+use lune_utils::tasks::TaskGroup;
 use mlua::prelude::*;
-use mlua_luau_scheduler::LuaSpawnExt;
 
 use super::accept::{self, Accepted, Bind, Local};
 use crate::shared::{
@@ -76,33 +77,29 @@ pub(crate) struct Listener {
     accepted: Receiver<Accepted>,
     stop: Rc<Signal>,
     closed: Rc<Signal>,
+    /// The accept loop and its TLS handshakes, run only while a script waits
+    /// in `accept` or `close`: an open listener nobody accepts from keeps no
+    /// script alive (connections wait in the kernel's backlog meanwhile).
+    tasks: Rc<TaskGroup>,
     /// The streams accepted so far, for `close({ drain })`.
     streams: Rc<RefCell<Vec<Closer>>>,
 }
 
 /// Binds `port` and starts accepting in the background.
-pub(crate) async fn listen(lua: Lua, port: u16, config: ListenConfig) -> LuaResult<Listener> {
+pub(crate) async fn listen(port: u16, config: ListenConfig) -> LuaResult<Listener> {
     let bind = Bind::Tcp {
         addr: SocketAddr::new(config.address, port),
         reuse_port: config.reuse_port,
     };
-    start(
-        lua,
-        &bind,
-        config.tls,
-        config.max_connections,
-        "net.tcp.listen",
-    )
-    .await
+    start(&bind, config.tls, config.max_connections, "net.tcp.listen").await
 }
 
 /// Binds a Unix socket at `path` and starts accepting in the background.
-pub(crate) async fn listen_unix(lua: Lua, path: std::path::PathBuf) -> LuaResult<Listener> {
-    start(lua, &Bind::Unix(path), None, None, "net.unix.listen").await
+pub(crate) async fn listen_unix(path: std::path::PathBuf) -> LuaResult<Listener> {
+    start(&Bind::Unix(path), None, None, "net.unix.listen").await
 }
 
 async fn start(
-    lua: Lua,
     bind: &Bind,
     tls: Option<TlsAcceptor>,
     max_connections: Option<usize>,
@@ -113,8 +110,15 @@ async fn start(
     let stop = Rc::new(Signal::default());
     let closed = Rc::new(Signal::default());
     let (loop_stop, loop_closed) = (stop.clone(), closed.clone());
-    let loop_lua = lua.clone();
-    lua.spawn_local(async move {
+    let tasks = TaskGroup::new();
+    // Weak: the group holds this loop, which spawns its TLS handshakes there.
+    let group = Rc::downgrade(&tasks);
+    tasks.spawn(async move {
+        let spawn = move |task| {
+            if let Some(group) = group.upgrade() {
+                group.spawn(task);
+            }
+        };
         let on_accept = move |conn: Accepted| {
             let queue = queue.clone();
             async move {
@@ -123,7 +127,7 @@ async fn start(
             }
         };
         accept::run(
-            &loop_lua,
+            &spawn,
             listener,
             tls,
             max_connections,
@@ -139,6 +143,7 @@ async fn start(
         accepted,
         stop,
         closed,
+        tasks,
         streams: Rc::default(),
     })
 }
@@ -194,8 +199,9 @@ impl LuaUserData for Listener {
             lune_utils::wake_on_drop(async move {
                 let accepted = this.accepted.clone();
                 let streams = this.streams.clone();
+                let tasks = this.tasks.clone();
                 drop(this);
-                match accepted.recv().await {
+                match tasks.drive(accepted.recv()).await {
                     Ok(conn) => {
                         // The stream holds its connection slot until closed.
                         let stream = TcpStream::new(conn.stream, conn.ends, Side::Accepted)
@@ -217,7 +223,7 @@ impl LuaUserData for Listener {
                 let drain = super::stop_options(&options)?;
                 this.close();
                 // Once this returns, connecting to the port is refused.
-                this.closed.wait().await;
+                this.tasks.drive(this.closed.wait()).await;
                 if let Some(drain) = drain {
                     let streams = this.streams.clone();
                     drop(this);

@@ -129,8 +129,10 @@ pub(super) async fn serve(lua: Lua, port: u16, config: ServeConfig) -> LuaResult
             });
             future::ready(())
         };
+        let spawn_lua = loop_lua.clone();
+        let spawn = move |task| spawn_lua.spawn_local(task);
         let accepting = accept::run(
-            &loop_lua,
+            &spawn,
             listener,
             tls,
             max_connections,
