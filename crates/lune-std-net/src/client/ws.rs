@@ -3,12 +3,9 @@
 
 use std::fmt;
 
-use async_tungstenite::{
-    WebSocketStream,
-    tungstenite::{
-        handshake::{client::generate_key, derive_accept_key},
-        protocol::Role,
-    },
+use async_tungstenite::tungstenite::{
+    handshake::{client::generate_key, derive_accept_key},
+    protocol::Role,
 };
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, StatusCode, header};
@@ -29,12 +26,12 @@ use crate::{
     shared::{
         headers,
         options::{self, Options},
-        websocket,
+        websocket::{self, deflate},
     },
 };
 
 /// A WebSocket over an upgraded HTTP connection, client or server side.
-pub(super) type UpgradedSocket = websocket::WebSocket<FuturesIo<Upgraded>>;
+pub(super) type UpgradedSocket = websocket::WebSocket<websocket::Wire<FuturesIo<Upgraded>>>;
 
 /// `net.socket(url, options?)`.
 pub(crate) struct SocketConfig {
@@ -66,7 +63,7 @@ impl SocketConfig {
             config.headers = headers::read_headers(fields.table("headers")?)?;
             config.protocols = fields.strings("protocols")?;
             config.unix_socket = fields.path("unixSocket")?;
-            config.settings = websocket::Settings::from_options(&fields)?;
+            config.settings = websocket::Settings::from_options(&fields, "compress")?;
             if let Some(timeout) = fields.seconds("timeout")? {
                 config.timeout = timeout;
             }
@@ -81,10 +78,26 @@ impl SocketConfig {
 pub(crate) enum SocketError {
     Url(String),
     Connect(ConnectError),
-    Http { url: String, source: hyper::Error },
-    NotUpgraded { url: String, status: StatusCode },
-    BadAccept { url: String },
-    UnofferedProtocol { url: String, protocol: String },
+    Http {
+        url: String,
+        source: hyper::Error,
+    },
+    NotUpgraded {
+        url: String,
+        status: StatusCode,
+    },
+    BadAccept {
+        url: String,
+    },
+    UnofferedProtocol {
+        url: String,
+        protocol: String,
+    },
+    /// The server's `Sec-WebSocket-Extensions` answer is not one we can take.
+    Extensions {
+        url: String,
+        problem: String,
+    },
 }
 
 impl fmt::Display for SocketError {
@@ -112,6 +125,9 @@ impl fmt::Display for SocketError {
                 f,
                 "WebSocket handshake with {url} failed: the server chose subprotocol '{protocol}', which was not offered"
             ),
+            Self::Extensions { url, problem } => {
+                write!(f, "WebSocket handshake with {url} failed: {problem}")
+            }
         }
     }
 }
@@ -144,16 +160,21 @@ pub(crate) async fn connect(config: SocketConfig) -> Result<UpgradedSocket, Sock
         .await
         .map_err(http_error)?;
     let protocol = check_response(&response, &key, &config)?;
+    let deflate =
+        deflate::accepted(response.headers(), config.settings.compress).map_err(|problem| {
+            SocketError::Extensions {
+                url: config.url.clone(),
+                problem,
+            }
+        })?;
     let upgraded = tasks
         .drive(hyper::upgrade::on(response))
         .await
         .map_err(http_error)?;
-    let stream = WebSocketStream::from_raw_socket(
-        FuturesIo(upgraded),
-        Role::Client,
-        Some(config.settings.config()),
-    )
-    .await;
+    let stream = config
+        .settings
+        .stream(FuturesIo(upgraded), Role::Client, deflate)
+        .await;
     Ok(websocket::WebSocket::new(
         stream,
         protocol,
@@ -221,6 +242,12 @@ fn handshake_request(
         let offered = HeaderValue::from_str(&config.protocols.join(", "))
             .map_err(|_| SocketError::Url("Invalid WebSocket protocol name".to_string()))?;
         map.insert(header::SEC_WEBSOCKET_PROTOCOL, offered);
+    }
+    if config.settings.compress {
+        map.insert(
+            header::SEC_WEBSOCKET_EXTENSIONS,
+            HeaderValue::from_static(deflate::OFFER),
+        );
     }
     Ok(request)
 }

@@ -118,7 +118,7 @@ impl FromLua for ServeConfig {
         config.idle_timeout = fields.seconds("idleTimeout")?;
         config.stream_bodies = fields.flag("streamBodies")?.unwrap_or(false);
         config.compress = Compress::from_options(&fields)?;
-        config.websocket = websocket::Settings::from_options(&fields)?;
+        config.websocket = websocket::Settings::from_options(&fields, "wsCompress")?;
         Ok(config)
     }
 }

@@ -5,10 +5,7 @@
 
 use std::rc::Rc;
 
-use async_tungstenite::{
-    WebSocketStream,
-    tungstenite::{handshake::derive_accept_key, protocol::Role},
-};
+use async_tungstenite::tungstenite::{handshake::derive_accept_key, protocol::Role};
 use futures_lite::future;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
@@ -27,7 +24,7 @@ use crate::{
     rt::FuturesIo,
     shared::{
         body::OutBody,
-        websocket::{self, WebSocket},
+        websocket::{self, WebSocket, deflate},
     },
 };
 
@@ -70,6 +67,10 @@ pub(super) fn upgrade(
         Err(refusal) => return refusal.response(),
     };
     let protocol = choose_protocol(request.headers(), protocols);
+    let deflate = settings
+        .compress
+        .then(|| deflate::accept(request.headers()))
+        .flatten();
     let (parts, body) = request.into_parts();
     let table = match request::request_table(lua, &parts, &[], peer) {
         Ok(table) => table,
@@ -83,13 +84,14 @@ pub(super) fn upgrade(
             .and_then(|p| p.to_str().ok())
             .map(str::to_string),
         settings,
+        deflate: deflate.as_ref().map(|(params, _)| *params),
         // Counted as a connection of the server until the socket is done.
         open: lifetime.connections.open(),
         shutdown: lifetime.shutdown.clone(),
     };
     let lua_inner = lua.clone();
     lua.spawn_local(async move { socket.run(&lua_inner, handler, table).await });
-    accepted(&key, protocol)
+    accepted(&key, protocol, deflate.map(|(_, answer)| answer))
 }
 
 /// Why a request is no WebSocket handshake we take (RFC 6455 §4.2.2).
@@ -133,8 +135,13 @@ fn check_request(headers: &http::HeaderMap) -> Result<HeaderValue, Refusal> {
     Ok(key)
 }
 
-/// The 101 answer to a handshake with `key`, with the chosen subprotocol.
-fn accepted(key: &HeaderValue, protocol: Option<HeaderValue>) -> HttpResponse {
+/// The 101 answer to a handshake with `key`, with the chosen subprotocol
+/// and the permessage-deflate answer.
+fn accepted(
+    key: &HeaderValue,
+    protocol: Option<HeaderValue>,
+    extensions: Option<HeaderValue>,
+) -> HttpResponse {
     let accept = derive_accept_key(key.as_bytes());
     let mut response = Response::new(OutBody::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -147,6 +154,9 @@ fn accepted(key: &HeaderValue, protocol: Option<HeaderValue>) -> HttpResponse {
     if let Some(protocol) = protocol {
         map.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
     }
+    if let Some(extensions) = extensions {
+        map.insert(header::SEC_WEBSOCKET_EXTENSIONS, extensions);
+    }
     response
 }
 
@@ -155,6 +165,8 @@ struct Upgrading {
     on_upgrade: hyper::upgrade::OnUpgrade,
     protocol: Option<String>,
     settings: websocket::Settings,
+    /// permessage-deflate, when the handshake negotiated it.
+    deflate: Option<deflate::Params>,
     open: Open,
     shutdown: Rc<Shutdown>,
 }
@@ -169,12 +181,10 @@ impl Upgrading {
         let Ok(upgraded) = self.on_upgrade.await else {
             return;
         };
-        let stream = WebSocketStream::from_raw_socket(
-            FuturesIo(upgraded),
-            Role::Server,
-            Some(self.settings.config()),
-        )
-        .await;
+        let stream = self
+            .settings
+            .stream(FuturesIo(upgraded), Role::Server, self.deflate)
+            .await;
         let socket = WebSocket::new(stream, self.protocol, &self.settings);
         let handle = socket.handle();
         let handled = async {

@@ -15,7 +15,7 @@ use async_tungstenite::{
     WebSocketReceiver, WebSocketSender, WebSocketStream,
     tungstenite::{
         self, Message,
-        protocol::{CloseFrame, WebSocketConfig, frame::coding::CloseCode},
+        protocol::{CloseFrame, Role, WebSocketConfig, frame::coding::CloseCode},
     },
 };
 use bytes::Bytes;
@@ -24,6 +24,10 @@ use futures_lite::{AsyncRead, AsyncWrite, StreamExt};
 use mlua::prelude::*;
 
 use super::{body::bytes_from_lua, options::Options, signal::Signal};
+
+pub(crate) mod deflate;
+
+pub(crate) use deflate::Wire;
 
 /// Wraps the socket userdata in the object scripts see. Lune 0.10 called
 /// `socket.send(msg)`, `socket.next()` and `socket.close()` with a dot, Lune
@@ -90,6 +94,9 @@ pub(crate) struct Settings {
     /// `pingInterval`: while the socket is open, a peer silent this long is
     /// pinged, and one that stays silent as long again is dropped (1006).
     pub(crate) ping_interval: Option<Duration>,
+    /// permessage-deflate: offered by a client (`compress`), accepted by a
+    /// server (`wsCompress`).
+    pub(crate) compress: bool,
 }
 
 impl Default for Settings {
@@ -97,17 +104,32 @@ impl Default for Settings {
         Self {
             max_message_size: MAX_MESSAGE_SIZE,
             ping_interval: None,
+            compress: false,
         }
     }
 }
 
 impl Settings {
-    /// `maxMessageSize` and `pingInterval` from a config table.
-    pub(crate) fn from_options(fields: &Options<'_>) -> LuaResult<Self> {
+    /// `maxMessageSize`, `pingInterval` and compression (its key is
+    /// `compress_key`: a serve config's `compress` is for HTTP) from a config table.
+    pub(crate) fn from_options(fields: &Options<'_>, compress_key: &str) -> LuaResult<Self> {
         Ok(Self {
             max_message_size: fields.size("maxMessageSize")?.unwrap_or(MAX_MESSAGE_SIZE),
             ping_interval: fields.seconds("pingInterval")?,
+            compress: fields.flag(compress_key)?.unwrap_or(false),
         })
+    }
+
+    /// The socket over `io` (the upgraded connection) for `role`,
+    /// compressing with `deflate` when the handshake negotiated it.
+    pub(crate) async fn stream<S: Transport>(
+        &self,
+        io: S,
+        role: Role,
+        deflate: Option<deflate::Params>,
+    ) -> WebSocketStream<Wire<S>> {
+        let wire = Wire::new(io, deflate, role == Role::Client);
+        WebSocketStream::from_raw_socket(wire, role, Some(self.config())).await
     }
 
     /// tungstenite's limits: a frame or message past `max_message_size` is
