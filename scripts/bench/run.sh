@@ -2,9 +2,11 @@
 # The benchmark suite. Builds release binaries, then runs every scenario in ONE
 # run for our `lune` and for plain-Rust references on ONE thread (bench-ref:
 # tokio's current_thread runtime, the limit, and smol, the stack lune is built
-# on), server and load pinned to different cores, and prints the median of
-# REPS repetitions as a markdown table: absolute figures, ours/tokio ratios
-# and the targets. Serving load comes from wrk. Two columns do not move with
+# on), and for serving the hyper + Luau reference (bench-ref http-luau: the
+# least any Luau runtime must do per request), server and load pinned to
+# different cores, and prints the median of
+# REPS repetitions as a markdown table: absolute figures, ours/tokio and
+# ours/hyper+Luau ratios and the targets. Serving load comes from wrk. Two columns do not move with
 # machine noise: syscalls per request (strace -c) and instructions per request
 # (callgrind), both as the difference of two runs of N1 and N2 requests so
 # startup and shutdown cancel out.
@@ -50,7 +52,8 @@ cargo build --release --quiet -p lune
 cargo build --release --quiet -p lune-bench
 LUNE=$PWD/target/release/lune
 REF=$PWD/target/release/bench-ref
-IMPLS="ours tokio smol"
+# luau: the hyper + Luau reference (bench-ref http-luau), serving only.
+IMPLS="ours tokio smol luau"
 if [ -n "$LUNE_REF_BIN" ]; then IMPLS="$IMPLS luneref"; fi
 WORK=$(mktemp -d)
 
@@ -102,6 +105,13 @@ cmd() {
 		http-client) CMD=("$bin" run scripts/bench/request.luau "$@") ;;
 		ws-client) CMD=("$bin" run scripts/bench/ws_client.luau "$@") ;;
 		tcp-write) CMD=("$bin" run scripts/bench/tcp_write.luau "$@") ;;
+		esac
+		;;
+	luau)
+		case $mode in
+		http) CMD=("$REF" http-luau "$@") ;;
+		http-count) CMD=("$REF" http-luau 0 --exit-after "$1") ;;
+		*) CMD=() ;;
 		esac
 		;;
 	*)
@@ -185,7 +195,7 @@ row() {
 	for impl in $IMPLS; do
 		cells="$cells | $(med "$2.$impl")"
 	done
-	ROWS+=("| $1$cells | $(ratio "$(med "$2.ours")" "$(med "$2.tokio")") | $3 |")
+	ROWS+=("| $1$cells | $(ratio "$(med "$2.ours")" "$(med "$2.tokio")") | $(ratio "$(med "$2.ours")" "$(med "$2.luau")") | $3 |")
 }
 
 echo "benchmarking: REPS=$REPS DURATION=${DURATION}s SCENARIOS=$SCENARIOS, server on cpu $SERVER_CPU, load on cpu $LOAD_CPU" >&2
@@ -226,6 +236,7 @@ if want client; then
 	for workers in 1 16; do
 		for rep in $(seq 1 "$REPS"); do
 			for impl in $IMPLS; do
+				[ "$impl" = luau ] && continue
 				echo "client: $impl, $workers workers, rep $rep" >&2
 				start_server "$LOAD_CPU" "$REF" --rt tokio http 0
 				cmd "$impl" http-client "http://127.0.0.1:$PORT" "$CLIENT_REQUESTS" "$workers"
@@ -254,6 +265,7 @@ if want ws; then
 		ws_port=$PORT
 		ws_pid=$SERVER_PID
 		for impl in $IMPLS; do
+			[ "$impl" = luau ] && continue
 			echo "ws: $impl, rep $rep" >&2
 			cmd "$impl" ws-client "ws://127.0.0.1:$ws_port/" "$WS_MESSAGES"
 			client "$SERVER_CPU" "${CMD[@]}"
@@ -315,6 +327,7 @@ counted_runs() {
 	start_server "$SERVER_CPU" "${tool[@]}" "$out$what.serve.$impl.$n" "${CMD[@]}"
 	client "$LOAD_CPU" "$REF" --rt tokio http-client "http://127.0.0.1:$PORT/" "$n" 64
 	wait_server "$limit"
+	[ "$impl" = luau ] && return
 	echo "$what: client, $impl, $n requests" >&2
 	start_server "$LOAD_CPU" "$REF" --rt tokio http 0
 	cmd "$impl" http-client "http://127.0.0.1:$PORT" "$n" 1
@@ -326,13 +339,14 @@ counted_runs() {
 rec_counted() {
 	local key=$1 what=$2 impl=$3 n1=$4 n2=$5 total=$6 format=$7 side a b
 	for side in serve client; do
+		[ "$impl" = luau ] && [ $side = client ] && continue
 		a=$("$total" "$WORK/$what.$side.$impl.$n1")
 		b=$("$total" "$WORK/$what.$side.$impl.$n2")
 		rec "${key}_$side.$impl" "$(per_request "$a" "$b" $((n2 - n1)) "$format")"
 	done
 }
 if want syscalls; then
-	for impl in ours tokio smol; do
+	for impl in ours tokio smol luau; do
 		for n in $SYSCALL_N1 $SYSCALL_N2; do
 			counted_runs strace "$impl" "$n" 30 strace -f -c -o "$WORK/"
 		done
@@ -355,7 +369,7 @@ ir_total() { awk '/^(summary|totals):/ { print $2; exit }' "$1" 2>/dev/null || t
 IR_N1=${IR_N1:-2000}
 IR_N2=${IR_N2:-4000}
 if want instructions; then
-	for impl in ours tokio smol; do
+	for impl in ours tokio smol luau; do
 		for n in $IR_N1 $IR_N2; do
 			counted_runs cg "$impl" "$n" 120 valgrind --tool=callgrind --log-file="$WORK/valgrind.log" --callgrind-out-file="$WORK/"
 		done
@@ -413,14 +427,14 @@ fi
 
 {
 	echo
-	header="| scenario | ours | tokio 1-thread | smol 1-thread"
-	rule="|---|---|---|---"
+	header="| scenario | ours | tokio 1-thread | smol 1-thread | hyper + Luau (tokio)"
+	rule="|---|---|---|---|---"
 	if [ -n "$LUNE_REF_BIN" ]; then
 		header="$header | other lune ($LUNE_REF_BIN)"
 		rule="$rule|---"
 	fi
-	echo "$header | ours/tokio | target |"
-	echo "$rule|---|---|"
+	echo "$header | ours/tokio | ours/hyper+Luau | target |"
+	echo "$rule|---|---|---|"
 	printf '%s\n' "${ROWS[@]}"
 	if [ -n "${BREAKDOWN:-}" ]; then
 		echo "$BREAKDOWN"

@@ -1,6 +1,9 @@
-//! Shared pieces of the benchmark tools: command-line parsing. Every tool
-//! runs on ONE executor thread, the practical limit a single-threaded Luau
-//! runtime is compared against.
+//! Shared pieces of the benchmark tools: command-line parsing, and the
+//! hyper + Luau reference server ([`luau_server`]). Every tool runs on ONE
+//! executor thread, the practical limit a single-threaded Luau runtime is
+//! compared against.
+
+pub mod luau_server;
 
 /// `--name value` from the command line, parsed; `default` when absent or
 /// unparsable.

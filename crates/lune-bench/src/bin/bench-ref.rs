@@ -8,6 +8,9 @@
 //!   world (keep-alive); `/__connections` answers how many connections it has
 //!   accepted; with `--exit-after`, exits once it has answered N requests and
 //!   a client has left (so a profiler sees a clean exit)
+//! - `bench-ref http-luau [port] [--exit-after N]`: the hyper + Luau
+//!   reference (tokio only; see `lune_bench::luau_server`): the hello
+//!   handler of `scripts/bench/serve.luau` run by one Luau VM per request
 //! - `bench-ref [--rt R] ws [port]`: async-tungstenite echo server
 //! - `bench-ref [--rt R] tcp-sink [port]`: reads and discards everything
 //! - `bench-ref [--rt R] http-client <url> <requests> <workers>`: exactly that
@@ -172,10 +175,16 @@ impl Runtime for Smol {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match lune_bench::arg(&args, "--rt", String::from("tokio")).as_str() {
-        "tokio" => run::<Tokio>(&args),
-        "smol" => run::<Smol>(&args),
-        other => Err(format!("unknown runtime '{other}' (tokio or smol)")),
+    let positional = lune_bench::positional(&args);
+    let result = if positional.first() == Some(&"http-luau") {
+        let port = positional.get(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+        lune_bench::luau_server::serve(port, lune_bench::arg(&args, "--exit-after", 0))
+    } else {
+        match lune_bench::arg(&args, "--rt", String::from("tokio")).as_str() {
+            "tokio" => run::<Tokio>(&args),
+            "smol" => run::<Smol>(&args),
+            other => Err(format!("unknown runtime '{other}' (tokio or smol)")),
+        }
     };
     if let Err(e) = result {
         eprintln!("bench-ref: {e}");

@@ -113,10 +113,7 @@ pub(super) async fn serve(lua: Lua, port: u16, config: ServeConfig) -> LuaResult
         let conn_shutdown = loop_shutdown.clone();
         let on_accept = move |conn: Accepted| {
             let activity = timeouts.idle.map(|_| Activity::new());
-            let peer = request::Peer {
-                addr: conn.peer(),
-                tls: conn.stream.tls_info(),
-            };
+            let peer = request::Peer::new(conn.peer(), conn.stream.tls_info());
             let service = service.for_connection(peer, activity.clone());
             let exec = exec.clone();
             let shutdown = conn_shutdown.clone();

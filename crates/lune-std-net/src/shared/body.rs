@@ -21,7 +21,7 @@ use mlua_luau_scheduler::LuaSpawnExt;
 
 /// Strings up to this size are copied out of Lua at once and sent in one
 /// frame; larger strings and chunk functions go out in chunks of this size.
-const CHUNK: usize = 64 * 1024;
+pub(crate) const CHUNK: usize = 64 * 1024;
 
 /// Reads a `string | buffer` value. `what` names it in errors.
 pub(crate) fn bytes_from_lua(value: &LuaValue, what: &str) -> LuaResult<Bytes> {
