@@ -347,8 +347,11 @@ mod fast_path {
 
     use super::*;
 
+    /// Header names and values, in order.
+    type Pairs = Vec<(String, Vec<u8>)>;
+
     /// Status, headers and body of `response`.
-    fn parts(response: HttpResponse) -> (StatusCode, Vec<(String, Vec<u8>)>, Vec<u8>) {
+    fn parts(response: HttpResponse) -> (StatusCode, Pairs, Vec<u8>) {
         let status = response.status();
         let headers = response
             .headers()
