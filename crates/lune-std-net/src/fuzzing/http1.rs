@@ -198,10 +198,7 @@ pub fn http1_request(data: &[u8]) {
     let in_flight = Arc::new(InFlight::default());
     let service = Counted {
         service: Service::new(lua.clone(), config, Lifetime::default()).for_connection(
-            Remote {
-                addr: Some(SocketAddr::from(([127, 0, 0, 1], 1))),
-                tls: None,
-            },
+            Remote::new(Some(SocketAddr::from(([127, 0, 0, 1], 1))), None),
             None,
         ),
         in_flight: in_flight.clone(),
