@@ -224,7 +224,9 @@ impl Pool {
                 id,
             }
         });
-        let opened = self.open(origin, user_agent).await;
+        // Boxed: a connect (TCP, proxy, TLS) is a large future that most
+        // requests, served by a pooled connection, never start.
+        let opened = Box::pin(self.open(origin, user_agent)).await;
         drop(guard);
         opened.map(|(sender, tasks, alert)| Checkout {
             sender,

@@ -14,8 +14,8 @@ use crate::{
     rt::ConnTasks,
     shared::{
         decode,
-        headers::write_headers,
         reader::{BodyName, BodyReader, IncomingBody, OnEnd},
+        stack,
     },
 };
 
@@ -140,20 +140,22 @@ pub(super) fn version_name(version: Version) -> &'static str {
 
 impl IntoLua for ClientResponse {
     fn into_lua(self, lua: &Lua) -> LuaResult<LuaValue> {
-        let table = lua.create_table_with_capacity(0, 7)?;
-        table.raw_set("ok", self.status.is_success())?;
-        table.raw_set("statusCode", self.status.as_u16())?;
-        table.raw_set(
-            "statusMessage",
-            self.status.canonical_reason().unwrap_or_default(),
-        )?;
-        table.raw_set("headers", write_headers(lua, &self.headers)?)?;
-        match self.body {
-            ResponseBody::Full(bytes) => table.raw_set("body", lua.create_string(&bytes)?)?,
-            ResponseBody::Stream(reader) => table.raw_set("body", lua.create_userdata(reader)?)?,
+        // Built on the Luau stack: this runs for every response.
+        let table = stack::build(lua, 7, |table| {
+            table.boolean(c"ok", self.status.is_success());
+            table.number(c"statusCode", f64::from(self.status.as_u16()));
+            let reason = self.status.canonical_reason().unwrap_or_default();
+            table.string(c"statusMessage", reason.as_bytes());
+            table.headers(c"headers", &self.headers);
+            if let ResponseBody::Full(bytes) = &self.body {
+                table.string(c"body", bytes);
+            }
+            table.string(c"version", version_name(self.version).as_bytes());
+            table.string(c"url", self.url.as_str().as_bytes());
+        })?;
+        if let ResponseBody::Stream(reader) = self.body {
+            table.raw_set("body", lua.create_userdata(reader)?)?;
         }
-        table.raw_set("version", version_name(self.version))?;
-        table.raw_set("url", self.url.as_str())?;
         Ok(LuaValue::Table(table))
     }
 }

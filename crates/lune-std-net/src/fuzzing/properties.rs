@@ -8,7 +8,7 @@ use super::input::{Input, lua_value};
 use crate::{
     client::redirect::{self, Policy},
     server::response::{lua_number, status_code},
-    shared::headers,
+    shared::{headers, stack},
 };
 
 thread_local! {
@@ -103,7 +103,7 @@ fn headers_with(lua: &Lua, data: &[u8]) {
         .map(|(k, v)| (k.as_bytes().to_vec(), v.clone()))
         .collect();
     let written =
-        headers::write_multi_map(lua, owned.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
+        stack::multi_map_table(lua, owned.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
             .expect("writes");
     let again = headers::read_multi_map(Some(written), "query").expect("reads what it wrote");
     let group = |pairs: &[(Vec<u8>, Vec<u8>)]| {
@@ -130,7 +130,7 @@ fn headers_with(lua: &Lua, data: &[u8]) {
             for (name, value) in list {
                 map.append(name, value);
             }
-            let written = headers::write_headers(lua, &map).expect("writes");
+            let written = stack::headers_table(lua, &map).expect("writes");
             let read = headers::read_headers(Some(written)).expect("reads what it wrote");
             let mut again = HeaderMap::new();
             for (name, value) in read {

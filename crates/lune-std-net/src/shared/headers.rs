@@ -1,7 +1,7 @@
 //! Header and query tables: `{ [string]: string | { string } }` in both
 //! directions. A name seen once is a string; seen several times, an array.
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue};
 use mlua::prelude::*;
 
 /// A header or query value: a string, or a number written as Luau prints it
@@ -77,41 +77,11 @@ pub(crate) fn read_headers(table: Option<LuaTable>) -> LuaResult<Vec<(HeaderName
         .collect()
 }
 
-/// Builds a table from ordered pairs: a key seen once maps to a string, a key
-/// seen several times to an array of strings in order.
-pub(crate) fn write_multi_map<'a>(
-    lua: &Lua,
-    pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
-) -> LuaResult<LuaTable> {
-    let table = lua.create_table()?;
-    for (key, value) in pairs {
-        let key = lua.create_string(key)?;
-        let value = lua.create_string(value)?;
-        match table.raw_get::<LuaValue>(&key)? {
-            LuaValue::Nil => table.raw_set(key, value)?,
-            LuaValue::Table(values) => values.raw_push(value)?,
-            first => {
-                let values = lua.create_sequence_from([first, LuaValue::String(value)])?;
-                table.raw_set(key, values)?;
-            }
-        }
-    }
-    Ok(table)
-}
-
-/// Builds a headers table (lower-case names) from a header map.
-pub(crate) fn write_headers(lua: &Lua, headers: &HeaderMap) -> LuaResult<LuaTable> {
-    write_multi_map(
-        lua,
-        headers
-            .iter()
-            .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes())),
-    )
-}
-
 #[cfg(test)]
 mod proptests {
     use std::collections::BTreeMap;
+
+    use http::HeaderMap;
 
     use super::*;
     use proptest::prelude::*;
@@ -355,7 +325,7 @@ mod proptests {
             ),
         ) {
             let lua = Lua::new();
-            let table = write_multi_map(
+            let table = crate::shared::stack::multi_map_table(
                 &lua,
                 pairs.iter().map(|(k, v)| (k.as_slice(), v.as_slice())),
             )
@@ -394,7 +364,7 @@ mod proptests {
                     HeaderValue::from_str(value).expect("a value"),
                 );
             }
-            let table = write_headers(&lua, &map).expect("writes");
+            let table = crate::shared::stack::headers_table(&lua, &map).expect("writes");
             let read = read_headers(Some(table)).expect("reads");
             let mut again = HeaderMap::new();
             for (name, value) in read {

@@ -8,6 +8,7 @@ pub(crate) mod headers;
 pub(crate) mod options;
 pub(crate) mod reader;
 pub(crate) mod signal;
+pub(crate) mod stack;
 pub(crate) mod tcp;
 pub(crate) mod udp;
 pub(crate) mod websocket;
