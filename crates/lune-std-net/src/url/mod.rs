@@ -1,5 +1,7 @@
 //! `net.urlEncode` / `net.urlDecode` and URL parsing for every entry point.
 
+use std::{cell::RefCell, collections::VecDeque};
+
 use url::Url;
 
 /// Percent-encodes everything but unreserved characters (`A-Z a-z 0-9 - . _ ~`).
@@ -24,15 +26,45 @@ pub(crate) fn decode(input: &[u8], binary: bool) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// How many recently parsed URLs [`parse`] keeps.
+const RECENT: usize = 8;
+
+thread_local! {
+    /// URLs parsed lately, the latest first: scripts request the same few
+    /// URLs again and again, and parsing one (its host through IDNA
+    /// included) costs more than the rest of a pooled request's setup.
+    static PARSED: RefCell<VecDeque<(Box<str>, Url)>> = const { RefCell::new(VecDeque::new()) };
+}
+
 /// Parses `text` as a URL whose scheme is one of `schemes`.
 pub(crate) fn parse(text: &str, schemes: &[&str]) -> Result<Url, String> {
-    let expected = schemes.join(", ");
-    let url = Url::parse(text.trim())
-        .map_err(|e| format!("Invalid url '{text}' - {e} (expected a {expected} url)"))?;
+    let recent = PARSED.with_borrow_mut(|parsed| {
+        let at = parsed.iter().position(|(seen, _)| **seen == *text)?;
+        let entry = parsed.remove(at)?;
+        let url = entry.1.clone();
+        parsed.push_front(entry);
+        Some(url)
+    });
+    let url = if let Some(url) = recent {
+        url
+    } else {
+        let url = Url::parse(text.trim()).map_err(|e| {
+            format!(
+                "Invalid url '{text}' - {e} (expected a {} url)",
+                schemes.join(", ")
+            )
+        })?;
+        PARSED.with_borrow_mut(|parsed| {
+            parsed.truncate(RECENT - 1);
+            parsed.push_front((text.into(), url.clone()));
+        });
+        url
+    };
     if !schemes.contains(&url.scheme()) {
         return Err(format!(
-            "Invalid url '{text}' - unsupported scheme '{}', expected {expected}",
-            url.scheme()
+            "Invalid url '{text}' - unsupported scheme '{}', expected {}",
+            url.scheme(),
+            schemes.join(", ")
         ));
     }
     if url.host_str().is_none_or(str::is_empty) {
@@ -72,6 +104,32 @@ mod tests {
             decode(encode(&data, true).unwrap().as_bytes(), true).unwrap(),
             data
         );
+    }
+
+    #[test]
+    fn parse_remembers_recent_urls_and_checks_each_call() {
+        let first = parse("http://cached.example/a?b", &["http"]).unwrap();
+        assert_eq!(
+            parse("http://cached.example/a?b", &["http"]).unwrap(),
+            first
+        );
+        // A remembered URL is still checked against the caller's schemes.
+        assert!(
+            parse("http://cached.example/a?b", &["ws"])
+                .unwrap_err()
+                .contains("unsupported scheme")
+        );
+        // Only the latest few are kept, the latest used first.
+        for i in 0..RECENT {
+            parse(&format!("http://other{i}.example/"), &["http"]).unwrap();
+        }
+        let kept = PARSED.with_borrow(VecDeque::len);
+        assert_eq!(kept, RECENT);
+        assert!(PARSED.with_borrow(|parsed| {
+            parsed
+                .iter()
+                .all(|(seen, _)| !seen.starts_with("http://cached"))
+        }));
     }
 
     #[test]
