@@ -1,8 +1,10 @@
 //! The request as it goes on the wire: target form, default headers and the
 //! `User-Agent` read from the host runtime.
 
+use std::cell::RefCell;
+
 use http::{HeaderName, HeaderValue, Method, Request, header};
-use mlua::Lua;
+use mlua::{Lua, prelude::LuaValue};
 use url::Url;
 
 use super::pool::Origin;
@@ -14,12 +16,30 @@ use crate::shared::body::OutBody;
 /// its state, after which the globals table reaches `_VERSION` only through
 /// `__index`. Without a usable `_VERSION`, the same as [`default_user_agent`].
 pub(super) fn user_agent(lua: &Lua) -> HeaderValue {
-    let version: Option<String> = lua.globals().get("_VERSION").ok();
-    version
-        .as_deref()
+    thread_local! {
+        /// The last `_VERSION` seen and the header made of it: it is read
+        /// per request, but rarely changes.
+        static LAST: RefCell<Option<(Vec<u8>, HeaderValue)>> = const { RefCell::new(None) };
+    }
+    let Ok(LuaValue::String(version)) = lua.globals().get::<LuaValue>("_VERSION") else {
+        return default_user_agent();
+    };
+    let version = version.as_bytes();
+    let made = LAST.with_borrow(|last| {
+        last.as_ref()
+            .filter(|(seen, _)| *seen == *version)
+            .map(|(_, header)| header.clone())
+    });
+    if let Some(header) = made {
+        return header;
+    }
+    let header = std::str::from_utf8(&version)
+        .ok()
         .and_then(|v| v.split_whitespace().nth(1))
         .and_then(|word| HeaderValue::from_str(&format!("lune/{word}")).ok())
-        .unwrap_or_else(default_user_agent)
+        .unwrap_or_else(default_user_agent);
+    LAST.set(Some((version.to_vec(), header.clone())));
+    header
 }
 
 /// The default `User-Agent` where there is no Luau state (`fetch`):
@@ -41,12 +61,10 @@ pub(super) fn origin_form(url: &Url) -> String {
 /// The `Host` header for `url`: its host (an IPv6 one in brackets) and its
 /// port when the URL names one.
 pub(super) fn host_header(url: &Url) -> Result<HeaderValue, String> {
-    let host = url.host_str().unwrap_or_default();
-    let host = match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_string(),
-    };
-    HeaderValue::from_str(&host).map_err(|e| format!("Invalid host '{host}': {e}"))
+    // As serialized: the host (IPv6 in brackets) and a port that is not the
+    // scheme's default.
+    let host = &url[url::Position::BeforeHost..url::Position::AfterPort];
+    HeaderValue::from_str(host).map_err(|e| format!("Invalid host '{host}': {e}"))
 }
 
 /// The request as it goes on the wire: origin-form for HTTP/1.1, absolute
@@ -102,6 +120,17 @@ mod tests {
     use mlua::Lua;
 
     use super::{default_user_agent, user_agent};
+
+    #[test]
+    fn host_header_is_host_and_non_default_port() {
+        let host = |url: &str| super::host_header(&url::Url::parse(url).unwrap()).unwrap();
+        assert_eq!(host("http://example.com/a"), "example.com");
+        assert_eq!(host("http://example.com:80/a"), "example.com");
+        assert_eq!(host("https://u:p@example.com:8443/"), "example.com:8443");
+        assert_eq!(host("http://[::1]:8080/"), "[::1]:8080");
+        assert_eq!(host("http://[::1]/"), "[::1]");
+        assert_eq!(host("ws://127.0.0.1:9/"), "127.0.0.1:9");
+    }
 
     #[test]
     fn user_agent_follows_version_when_read() {
