@@ -279,8 +279,9 @@ impl Listener {
 /// any) is done: plain connections in order, awaited here (so a full queue
 /// holds further connections in the backlog), TLS ones from their own
 /// tasks, started with `spawn` (the scheduler for a server, the listener's
-/// own task group for a listener). `what` names the server in reports (`net.serve`). Config parsing
-/// refuses TLS on a Unix socket, so `tls` applies to TCP connections only.
+/// own task group for a listener). `what` names the server in reports
+/// (`net.serve`). Config parsing refuses TLS on a Unix socket, so `tls`
+/// applies to TCP connections only.
 pub(super) async fn run<H, F>(
     spawn: &dyn Fn(future::BoxedLocal<()>),
     listener: Listener,

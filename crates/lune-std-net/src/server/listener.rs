@@ -85,7 +85,7 @@ pub(crate) struct Listener {
     streams: Rc<RefCell<Vec<Closer>>>,
 }
 
-/// Binds `port` and starts accepting in the background.
+/// Binds `port`; connections are accepted while a thread waits in `accept`.
 pub(crate) async fn listen(port: u16, config: ListenConfig) -> LuaResult<Listener> {
     let bind = Bind::Tcp {
         addr: SocketAddr::new(config.address, port),
@@ -94,7 +94,7 @@ pub(crate) async fn listen(port: u16, config: ListenConfig) -> LuaResult<Listene
     start(&bind, config.tls, config.max_connections, "net.tcp.listen").await
 }
 
-/// Binds a Unix socket at `path` and starts accepting in the background.
+/// Binds a Unix socket at `path`, accepting like [`listen`].
 pub(crate) async fn listen_unix(path: std::path::PathBuf) -> LuaResult<Listener> {
     start(&Bind::Unix(path), None, None, "net.unix.listen").await
 }

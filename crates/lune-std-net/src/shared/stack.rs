@@ -8,7 +8,7 @@
 //! is caught there) with the table being built on top; each reserves the
 //! stack slots it uses and leaves the stack as it found it.
 
-use std::{ffi::CStr, ptr};
+use std::{collections::HashMap, ffi::CStr, ptr};
 
 use http::{HeaderMap, HeaderValue};
 use mlua::{ffi, prelude::*};
@@ -108,15 +108,19 @@ fn count(n: usize) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-/// `pairs` grouped by key in first-seen order (few keys: a linear search).
+/// `pairs` grouped by key in first-seen order. Keys are looked up in a
+/// hash map: a query string a peer sends may hold thousands of them.
 fn group<K: AsRef<[u8]>, V: AsRef<[u8]>>(
     pairs: impl IntoIterator<Item = (K, V)>,
 ) -> Vec<(K, Vec<V>)> {
     let mut groups: Vec<(K, Vec<V>)> = Vec::new();
+    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
     for (key, value) in pairs {
-        match groups.iter_mut().find(|(k, _)| k.as_ref() == key.as_ref()) {
-            Some((_, values)) => values.push(value),
-            None => groups.push((key, vec![value])),
+        if let Some(group) = index.get(key.as_ref()).and_then(|&at| groups.get_mut(at)) {
+            group.1.push(value);
+        } else {
+            index.insert(key.as_ref().to_vec(), groups.len());
+            groups.push((key, vec![value]));
         }
     }
     groups
@@ -188,5 +192,25 @@ unsafe fn push_groups<K: AsRef<[u8]>, V: AsRef<[u8]>>(
             push_values(state, values.iter().map(AsRef::as_ref), values.len());
             ffi::lua_rawset(state, -3);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_keeps_first_seen_order_and_every_value() {
+        let pairs = [("b", "1"), ("a", "2"), ("b", "3"), ("c", "4"), ("a", "5")];
+        let groups = group(pairs);
+        assert_eq!(
+            groups,
+            vec![("b", vec!["1", "3"]), ("a", vec!["2", "5"]), ("c", vec!["4"])]
+        );
+        // Thousands of distinct keys (a peer's query string) stay one pass.
+        let many: Vec<(String, &str)> = (0..50_000).map(|i| (format!("k{i}"), "v")).collect();
+        let groups = group(many.iter().map(|(k, v)| (k.as_str(), *v)));
+        assert_eq!(groups.len(), 50_000);
+        assert_eq!(groups[49_999].0, "k49999");
     }
 }
