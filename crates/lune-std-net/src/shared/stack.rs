@@ -205,7 +205,11 @@ mod tests {
         let groups = group(pairs);
         assert_eq!(
             groups,
-            vec![("b", vec!["1", "3"]), ("a", vec!["2", "5"]), ("c", vec!["4"])]
+            vec![
+                ("b", vec!["1", "3"]),
+                ("a", vec!["2", "5"]),
+                ("c", vec!["4"])
+            ]
         );
         // Thousands of distinct keys (a peer's query string) stay one pass.
         let many: Vec<(String, &str)> = (0..50_000).map(|i| (format!("k{i}"), "v")).collect();
