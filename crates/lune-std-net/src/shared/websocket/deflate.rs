@@ -1034,4 +1034,62 @@ mod tests {
             assert_ne!(last.first & RSV2, 0, "tungstenite gets a frame it refuses");
         }
     }
+
+    proptest::proptest! {
+        /// Whatever a peer sends, read in pieces of any size, the codec
+        /// never panics and ends (tungstenite judges what it hands on).
+        #[test]
+        fn any_peer_bytes_are_read_without_panic(
+            chunks in proptest::collection::vec(
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+                0..24,
+            ),
+            compressed_start in proptest::prelude::any::<bool>(),
+            step in 1usize..64,
+        ) {
+            let mut data = Vec::new();
+            if compressed_start {
+                // Make a compressed message likely: FIN + RSV1 + text, masked.
+                data.extend_from_slice(&[FIN | RSV1 | 0x01, 0x80 | 0x14, 1, 2, 3, 4]);
+            }
+            for chunk in chunks {
+                data.extend(chunk);
+            }
+            let params = Params { send_window_bits: 15, send_no_context: false };
+            let mut server = Wire::new(Trickle { data, at: 0, step }, Some(params), false);
+            let mut plain = Vec::new();
+            let _ = block_on(server.read_to_end(&mut plain));
+        }
+
+        /// Valid compressed traffic with bytes flipped: no panic either.
+        #[test]
+        fn corrupted_compressed_traffic_is_read_without_panic(
+            messages in proptest::collection::vec(
+                proptest::collection::vec(0u8..4, 0..300),
+                1..6,
+            ),
+            flips in proptest::collection::vec((proptest::prelude::any::<usize>(), 1u8..=255), 1..8),
+            step in 1usize..512,
+        ) {
+            let params = Params { send_window_bits: 15, send_no_context: false };
+            let mut client = Wire::new(Cursor::new(Vec::new()), Some(params), true);
+            block_on(async {
+                for message in &messages {
+                    let sent = frame(FIN | 0x02, message, Some([9, 8, 7, 6]));
+                    client.write_all(&sent).await.unwrap();
+                }
+                client.flush().await.unwrap();
+            });
+            let mut data = client.io.into_inner();
+            for (at, bits) in flips {
+                let len = data.len();
+                if let Some(byte) = data.get_mut(at % len.max(1)) {
+                    *byte ^= bits;
+                }
+            }
+            let mut server = Wire::new(Trickle { data, at: 0, step }, Some(params), false);
+            let mut plain = Vec::new();
+            let _ = block_on(server.read_to_end(&mut plain));
+        }
+    }
 }
