@@ -36,8 +36,16 @@ fn report(error: &LuaError) {
     let _ = err.flush();
 }
 
+/// Luau threads kept for reuse by async calls from Rust (a served request's
+/// handler runs on one): a finished thread is reset and taken again instead
+/// of a new one made and collected per call.
+const THREAD_POOL: usize = 64;
+
 fn run_inner(path: &Path, source: Vec<u8>, args: Vec<String>) -> LuaResult<u8> {
-    let lua = Lua::new();
+    let lua = Lua::new_with(
+        LuaStdLib::ALL_SAFE,
+        LuaOptions::new().thread_pool_size(THREAD_POOL),
+    )?;
     lua.set_app_data(lune_utils::ScriptArgs(args));
     let scheduler = Scheduler::new(lua.clone());
 
