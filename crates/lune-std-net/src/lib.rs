@@ -34,8 +34,11 @@ pub fn module(lua: Lua) -> LuaResult<LuaTable> {
         let client = client.clone();
         lua.create_async_function(move |lua, config: RequestConfig| {
             let client = client.clone();
+            // Boxed once here: mlua moves the future it is given a few
+            // times, and a request's is kilobytes.
+            let request = Box::pin(async move { client.request(config).await });
             lune_utils::wake_on_drop(async move {
-                let response = client.request(config).await.map_err(LuaError::external)?;
+                let response = request.await.map_err(LuaError::external)?;
                 response.into_lua(&lua)
             })
         })?
