@@ -85,6 +85,9 @@ pub(crate) fn into_object<S: Transport>(lua: &Lua, socket: WebSocket<S>) -> LuaR
 /// `maxMessageSize` says otherwise.
 pub(crate) const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
 
+/// How much tungstenite reads from the connection at once.
+const READ_BUFFER: usize = 16 * 1024;
+
 /// What a script may set for a socket, client (`net.socket` options) or
 /// server (`net.serve` config) alike.
 #[derive(Clone, Copy)]
@@ -133,11 +136,15 @@ impl Settings {
     }
 
     /// tungstenite's limits: a frame or message past `max_message_size` is
-    /// refused from its header, before its payload is read.
+    /// refused from its header, before its payload is read. Reads take at
+    /// most [`READ_BUFFER`] at a time: tungstenite zeroes that much before
+    /// every read, which at its default (128 KiB) cost more than the rest
+    /// of a small message's round trip.
     pub(crate) fn config(&self) -> WebSocketConfig {
         WebSocketConfig::default()
             .max_message_size(Some(self.max_message_size))
             .max_frame_size(Some(self.max_message_size))
+            .read_buffer_size(READ_BUFFER)
     }
 }
 
