@@ -9,6 +9,8 @@
 #   _ws_peer.py client <port> <variant>           echoes a set of messages
 #       through our server and prints "ok <negotiated>" (variant "bomb":
 #       sends 64 MiB of zeros and prints the close code)
+#   _ws_peer.py install                           only installs the library
+#       (.ci/run does this before the tests, so they need no network)
 #
 # Variants: "default" (the library's own offer), "small" (9-bit windows and
 # no context takeover both ways), "bomb" (default compression).
@@ -32,6 +34,8 @@ def ensure_websockets():
             )
 
 ensure_websockets()
+if sys.argv[1:] == ["install"]:
+    sys.exit(0)
 
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
